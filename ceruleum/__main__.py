@@ -1,0 +1,3 @@
+from ceruleum.cli import app
+
+app()

@@ -1,0 +1,20 @@
+"""Wire schema of POST /v1/completions (the legacy text-completion API)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+
+from ceruleum.api.protocol import SamplingFields
+
+TokenIds = Annotated[list[StrictInt], Field(min_length=1)]
+
+
+class CompletionRequest(SamplingFields):
+    prompt: StrictStr | list[StrictStr] | TokenIds | list[TokenIds]
+    suffix: StrictStr | None = None
+    max_tokens: StrictInt | None = 16  # OpenAI's default for this endpoint
+    echo: StrictBool = False
+    logprobs: StrictInt | None = Field(default=None, ge=0, le=5)
+    best_of: StrictInt | None = Field(default=None, ge=1)

@@ -1,0 +1,164 @@
+"""Legacy completions: prompt(s) -> engine -> text_completion objects or chunks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from ceruleum.api import sse
+from ceruleum.api.completions.prompt import CompletionPrompt, completion_prompts
+from ceruleum.api.completions.protocol import CompletionRequest
+from ceruleum.api.errors import InvalidRequestError
+from ceruleum.api.generation import (
+    build_sampling_params,
+    check_n,
+    collect_choices,
+    new_id,
+    now,
+    resolve_max_tokens,
+    run_choices,
+    usage,
+)
+from ceruleum.engine.outputs import SequenceOutput, TokenLogprob
+from ceruleum.engine.pool import ChatModel, ModelPool
+from ceruleum.settings import Settings
+
+
+async def create_completion(
+    request: Request, body: CompletionRequest, pool: ModelPool, settings: Settings
+) -> Response:
+    chat = pool.chat(body.model)
+    check_n(body.n, settings)
+    if body.best_of is not None and body.best_of != body.n:
+        raise InvalidRequestError(
+            "'best_of' other than 'n' is not supported.", param="best_of", code="unsupported_value"
+        )
+    if body.echo and body.logprobs is not None:
+        raise InvalidRequestError(
+            "'echo' together with 'logprobs' is not supported.",
+            param="echo",
+            code="unsupported_value",
+        )
+    if body.echo and body.suffix is not None:
+        raise InvalidRequestError("'echo' cannot be combined with 'suffix'.", param="echo")
+    prompts = completion_prompts(chat, body)
+    if len(prompts) * body.n > settings.max_n:
+        raise InvalidRequestError(
+            f"{len(prompts)} prompts times n={body.n} is more than the {settings.max_n} "
+            "choices one request may ask for.",
+            param="prompt",
+        )
+    top_logprobs = body.logprobs or 0
+    token_lists: list[list[int]] = []
+    params = []
+    for prompt in prompts:
+        max_tokens = resolve_max_tokens(body.max_tokens, len(prompt.tokens), chat.engine, "max_tokens")
+        for j in range(body.n):
+            token_lists.append(prompt.tokens)
+            params.append(
+                build_sampling_params(
+                    body,
+                    settings=settings,
+                    model=chat.model,
+                    max_tokens=max_tokens,
+                    logprobs=body.logprobs is not None,
+                    top_logprobs=top_logprobs,
+                    choice_index=j,
+                )
+            )
+    reply_id, created = new_id("cmpl"), now()
+    outputs = run_choices(chat.engine, reply_id, token_lists, params)
+    prompt_tokens = sum(len(p.tokens) for p in prompts)
+    echo_texts = [prompts[i // body.n].echo_text if body.echo else "" for i in range(len(params))]
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        frames = _stream(reply_id, created, body.model, chat, outputs, echo_texts, prompt_tokens, include_usage)
+        return sse.sse_response(frames)
+    choices = await collect_choices(request, outputs, len(params))
+    return JSONResponse(
+        {
+            "id": reply_id,
+            "object": "text_completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": c.index,
+                    "text": echo_texts[c.index] + c.text,
+                    "logprobs": _logprobs(c.logprobs, 0) if body.logprobs is not None else None,
+                    "finish_reason": c.finish_reason,
+                }
+                for c in choices
+            ],
+            "usage": usage(prompt_tokens, sum(c.completion_tokens for c in choices)),
+            "system_fingerprint": chat.system_fingerprint,
+        }
+    )
+
+
+async def _stream(
+    reply_id: str,
+    created: int,
+    model: str,
+    chat: ChatModel,
+    outputs: AsyncIterator[tuple[int, SequenceOutput]],
+    echo_texts: list[str],
+    prompt_tokens: int,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        payload: dict[str, Any] = {
+            "id": reply_id,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": chat.system_fingerprint,
+            "choices": choices,
+        }
+        if include_usage:
+            payload["usage"] = None
+        payload.update(extra)
+        return sse.event(payload)
+
+    completion_tokens = [0] * len(echo_texts)
+    text_offsets = [len(t) for t in echo_texts]
+    try:
+        for index, text in enumerate(echo_texts):
+            if text:
+                yield chunk([_choice(index, text)])
+        async for index, output in outputs:
+            completion_tokens[index] = output.completion_tokens
+            logprobs = None
+            if output.logprobs is not None:
+                logprobs = _logprobs(output.logprobs, text_offsets[index])
+                text_offsets[index] += sum(len(e.token) for e in output.logprobs)
+            if output.text or logprobs is not None or output.finish_reason is not None:
+                yield chunk([_choice(index, output.text, logprobs, output.finish_reason)])
+        if include_usage:
+            yield chunk([], usage=usage(prompt_tokens, sum(completion_tokens)))
+    except Exception as exc:
+        yield sse.error_event(exc)
+    yield sse.DONE
+
+
+def _choice(
+    index: int, text: str, logprobs: dict[str, Any] | None = None, finish_reason: str | None = None
+) -> dict[str, Any]:
+    return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
+
+
+def _logprobs(entries: list[TokenLogprob], start_offset: int) -> dict[str, Any]:
+    offsets = []
+    position = start_offset
+    for entry in entries:
+        offsets.append(position)
+        position += len(entry.token)
+    return {
+        "tokens": [e.token for e in entries],
+        "token_logprobs": [e.logprob for e in entries],
+        "top_logprobs": [{t.token: t.logprob for t in e.top} for e in entries],
+        "text_offset": offsets,
+    }

@@ -1,0 +1,151 @@
+"""The one place where exceptions become OpenAI-style error bodies and status codes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ceruleum.engine.chat_template import ChatTemplateError
+from ceruleum.engine.embeddings import InputTooLongError
+from ceruleum.engine.errors import (
+    ContextWindowExceededError,
+    EngineDeadError,
+    ModelCapabilityError,
+    RequestFailedError,
+)
+from ceruleum.engine.registry import UnknownModelError
+
+logger = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error with its HTTP status and OpenAI error fields."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class InvalidRequestError(APIError):
+    pass
+
+
+class NotFoundError(APIError):
+    status_code = 404
+
+
+class PayloadTooLargeError(APIError):
+    status_code = 413
+
+
+class UnsupportedMediaTypeError(APIError):
+    status_code = 415
+
+
+class ServiceUnavailableError(APIError):
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+def model_not_found(model: str) -> NotFoundError:
+    return NotFoundError(
+        f"The model '{model}' does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def error_body(error: APIError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.error_type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
+
+
+def to_api_error(exc: Exception) -> APIError:
+    """Map a service or engine exception to the API error it means."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, ContextWindowExceededError):
+        return InvalidRequestError(str(exc), param="messages", code="context_length_exceeded")
+    if isinstance(exc, InputTooLongError):
+        return InvalidRequestError(str(exc), param="input", code="context_length_exceeded")
+    if isinstance(exc, UnknownModelError):
+        return model_not_found(str(exc))
+    if isinstance(exc, ChatTemplateError):
+        return InvalidRequestError(str(exc), param="messages", code="invalid_messages")
+    if isinstance(exc, ModelCapabilityError):
+        return InvalidRequestError(str(exc), code="unsupported_for_model")
+    if isinstance(exc, EngineDeadError):
+        return ServiceUnavailableError(
+            "The model engine is not running; try again later.", code="engine_unavailable"
+        )
+    if isinstance(exc, RequestFailedError):
+        return ServiceUnavailableError(
+            f"The server could not complete this request: {exc}", code="overloaded"
+        )
+    error = APIError("The server had an error while processing your request.")
+    error.status_code = 500
+    error.error_type = "server_error"
+    return error
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    error = to_api_error(exc)
+    return JSONResponse(error_body(error), status_code=error.status_code)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc)
+
+    async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        return error_response(InvalidRequestError(str(first.get("msg", "invalid request")), param=param or None))
+
+    async def handle_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error = APIError(str(exc.detail), code=None)
+        error.status_code = exc.status_code
+        if exc.status_code == 404:
+            error.message = f"Unknown route: {request.method} {request.url.path}"
+            error.code = "not_found"
+        elif exc.status_code == 405:
+            error.message = f"Method {request.method} is not allowed on {request.url.path}"
+            error.code = "method_not_allowed"
+        return JSONResponse(error_body(error), status_code=exc.status_code)
+
+    async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(exc)
+
+    app.add_exception_handler(APIError, handle_api_error)
+    for engine_error in (
+        ContextWindowExceededError,
+        InputTooLongError,
+        UnknownModelError,
+        ChatTemplateError,
+        ModelCapabilityError,
+        EngineDeadError,
+        RequestFailedError,
+    ):
+        app.add_exception_handler(engine_error, handle_api_error)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http)
+    app.add_exception_handler(Exception, handle_unexpected)

@@ -1,0 +1,57 @@
+"""The ``ceruleum`` command line (typer)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from ceruleum.engine.registry import builtin_names, resolve_chat_model, resolve_embedding_model
+from ceruleum.settings import load_settings
+
+app = typer.Typer(help="Ceruleum: an Azure OpenAI-style AI platform on your own machines.")
+models_app = typer.Typer(help="Models this installation can serve.")
+app.add_typer(models_app, name="models")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Built-in model name or path to a GGUF file; repeatable."),
+    ] = None,
+    embedding_model: Annotated[
+        str | None, typer.Option(help="Embedding model name or directory; '' disables it.")
+    ] = None,
+) -> None:
+    """Start the OpenAI-compatible server."""
+    import uvicorn
+
+    from ceruleum.server import build_app
+
+    settings = load_settings(host=host, port=port, models=model or None, embedding_model=embedding_model)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """List the built-in models and where their files are."""
+    for name in builtin_names():
+        try:
+            spec = resolve_chat_model(name)
+        except Exception:
+            spec = resolve_embedding_model(name)
+        present = "ok" if spec.path.exists() else "missing"
+        typer.echo(f"{spec.id}\t{spec.kind}\t{present}\t{spec.path}")

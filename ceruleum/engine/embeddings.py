@@ -1,0 +1,88 @@
+"""Sentence embeddings on the CPU (sentence-transformers), off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ceruleum.engine.registry import ModelSpec
+
+
+class InputTooLongError(Exception):
+    def __init__(self, index: int, tokens: int, limit: int) -> None:
+        self.index, self.tokens, self.limit = index, tokens, limit
+        super().__init__(
+            f"input[{index}] has {tokens} tokens; this model's maximum context length is "
+            f"{limit} tokens"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    vectors: npt.NDArray[np.float32]
+    prompt_tokens: int
+
+
+class EmbeddingModel:
+    """Loads lazily in a background thread so the server is ready before the model is."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._model: Any = None
+        self._loaded = threading.Event()
+        self._load_error: BaseException | None = None
+        self._lock = threading.Lock()  # one encode at a time: torch already uses every core
+
+    def start_loading(self) -> None:
+        threading.Thread(target=self._load, name="ceruleum-embeddings", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(self.spec.path), device="cpu")
+        except BaseException as exc:
+            self._load_error = exc
+        finally:
+            self._loaded.set()
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._ready().max_seq_length)
+
+    @property
+    def dimensions(self) -> int:
+        return int(self._ready().get_sentence_embedding_dimension())
+
+    def _ready(self) -> Any:
+        self._loaded.wait()
+        if self._load_error is not None:
+            raise RuntimeError(f"embedding model failed to load: {self._load_error}")
+        return self._model
+
+    async def embed(self, texts: list[str]) -> EmbeddingResult:
+        return await asyncio.to_thread(self._embed_sync, texts)
+
+    def _embed_sync(self, texts: list[str]) -> EmbeddingResult:
+        model = self._ready()
+        limit = int(model.max_seq_length)
+        counts = [len(ids) for ids in model.tokenizer(texts, truncation=False)["input_ids"]]
+        for index, count in enumerate(counts):
+            if count > limit:
+                raise InputTooLongError(index, count, limit)
+        with self._lock:
+            vectors = model.encode(
+                texts,
+                batch_size=32,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return EmbeddingResult(np.asarray(vectors, dtype=np.float32), sum(counts))

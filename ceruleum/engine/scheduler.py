@@ -1,0 +1,128 @@
+"""Continuous-batching policy: which sequences run this step, and how many tokens each.
+
+Every step, running sequences that are decoding get one token each; the remaining token budget
+goes to prompts being prefilled, in chunks, so a long prompt never stalls the others. Waiting
+sequences are admitted as soon as a slot and room in the KV cache are free. When the KV cache
+runs out, the most recently admitted sequence is preempted (its cache is dropped and it is
+recomputed later), as in vLLM and nano-vllm.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ceruleum.engine.sequence import Sequence
+
+
+@dataclass(slots=True)
+class ScheduledChunk:
+    seq: Sequence
+    num_tokens: int
+
+    @property
+    def completes_pending(self) -> bool:
+        return self.num_tokens == self.seq.num_pending
+
+
+@dataclass(slots=True)
+class SchedulerOutput:
+    chunks: list[ScheduledChunk] = field(default_factory=list)
+    preempted: list[tuple[Sequence, int]] = field(default_factory=list)  # (sequence, old slot)
+
+
+class Scheduler:
+    def __init__(self, *, max_sequences: int, max_batch_tokens: int, kv_capacity: int) -> None:
+        self.max_batch_tokens = max_batch_tokens
+        self.kv_capacity = kv_capacity
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self._free_slots = list(range(max_sequences - 1, -1, -1))
+
+    # --- membership -------------------------------------------------------------------------
+    def add(self, seq: Sequence) -> None:
+        self.waiting.append(seq)
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def find(self, request_id: str) -> Sequence | None:
+        for seq in self.running:
+            if seq.request_id == request_id:
+                return seq
+        for seq in self.waiting:
+            if seq.request_id == request_id:
+                return seq
+        return None
+
+    def remove(self, seq: Sequence) -> int | None:
+        """Take a sequence out (finished or aborted); return the slot whose KV must be freed."""
+        if seq in self.running:
+            self.running.remove(seq)
+        elif seq in self.waiting:
+            self.waiting.remove(seq)
+        slot, seq.slot = seq.slot, None
+        if slot is not None:
+            self._free_slots.append(slot)
+        return slot
+
+    def preempt_newest(self) -> tuple[Sequence, int] | None:
+        """Drop the KV cache of the most recently admitted running sequence (never the only one)."""
+        if len(self.running) < 2:
+            return None
+        seq = self.running.pop()
+        slot = seq.slot
+        assert slot is not None
+        seq.slot = None
+        seq.num_cached = 0
+        self._free_slots.append(slot)
+        self.waiting.appendleft(seq)
+        return seq, slot
+
+    # --- accounting -------------------------------------------------------------------------
+    @property
+    def kv_used(self) -> int:
+        return sum(seq.num_cached for seq in self.running)
+
+    def _kv_committed(self) -> int:
+        """Cells in use plus cells the running sequences still need for their pending tokens."""
+        return sum(seq.num_tokens for seq in self.running)
+
+    # --- the policy -------------------------------------------------------------------------
+    def schedule(self) -> SchedulerOutput:
+        out = SchedulerOutput()
+        # Decoding sequences grow by one cell a step; make room by preempting the newest.
+        while self._kv_committed() > self.kv_capacity:
+            preempted = self.preempt_newest()
+            if preempted is None:
+                break
+            out.preempted.append(preempted)
+
+        budget = self.max_batch_tokens
+        decoding = [s for s in self.running if s.num_pending == 1]
+        prefilling = [s for s in self.running if s.num_pending > 1]
+        for seq in decoding:
+            if budget == 0:
+                break
+            out.chunks.append(ScheduledChunk(seq, 1))
+            budget -= 1
+        for seq in prefilling:
+            if budget == 0:
+                break
+            n = min(seq.num_pending, budget)
+            out.chunks.append(ScheduledChunk(seq, n))
+            budget -= n
+
+        kv_free = self.kv_capacity - self._kv_committed()
+        while self.waiting and self._free_slots and budget > 0:
+            seq = self.waiting[0]
+            if seq.num_tokens > kv_free:
+                break  # admit in order: a big prompt is not overtaken forever
+            self.waiting.popleft()
+            seq.slot = self._free_slots.pop()
+            self.running.append(seq)
+            kv_free -= seq.num_tokens
+            n = min(seq.num_pending, budget)
+            out.chunks.append(ScheduledChunk(seq, n))
+            budget -= n
+        return out
