@@ -147,9 +147,7 @@ async def stream_one(target: Target) -> RequestResult:
     return result
 
 
-async def run_level(
-    target: Target, concurrency: int, requests: int
-) -> list[RequestResult]:
+async def run_level(target: Target, concurrency: int, requests: int) -> list[RequestResult]:
     """Run ``requests`` requests with exactly ``concurrency`` workers."""
     pending = iter(range(requests))
     results: list[RequestResult] = []

@@ -32,7 +32,9 @@ def serve(
 
     from ceruleum.server import build_app
 
-    settings = load_settings(host=host, port=port, models=model or None, embedding_model=embedding_model)
+    settings = load_settings(
+        host=host, port=port, models=model or None, embedding_model=embedding_model
+    )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

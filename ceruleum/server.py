@@ -38,6 +38,12 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
     app = FastAPI(title="Ceruleum", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (health.router, models.router, chat.router, completions.router, embeddings.router):
+    for router in (
+        health.router,
+        models.router,
+        chat.router,
+        completions.router,
+        embeddings.router,
+    ):
         app.include_router(router)
     return app

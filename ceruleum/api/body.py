@@ -42,16 +42,16 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
             "Request body is not valid UTF-8.", code="invalid_encoding"
         ) from None
     except RecursionError:
-        raise InvalidRequestError("Request JSON is nested too deeply.", code="invalid_json") from None
+        raise InvalidRequestError(
+            "Request JSON is nested too deeply.", code="invalid_json"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(
             f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
             code="invalid_json",
         ) from None
     if not isinstance(data, dict):
-        raise InvalidRequestError(
-            "Request body must be a JSON object.", code="invalid_json"
-        )
+        raise InvalidRequestError("Request body must be a JSON object.", code="invalid_json")
     _reject_lone_surrogates(data)
     return data
 

@@ -117,7 +117,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
-        return error_response(InvalidRequestError(str(first.get("msg", "invalid request")), param=param or None))
+        return error_response(
+            InvalidRequestError(str(first.get("msg", "invalid request")), param=param or None)
+        )
 
     async def handle_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -48,7 +48,9 @@ def build_sampling_params(
             param="stop",
         )
     if any(len(s) > 1024 for s in stop):
-        raise InvalidRequestError("Each 'stop' sequence must be at most 1024 characters.", param="stop")
+        raise InvalidRequestError(
+            "Each 'stop' sequence must be at most 1024 characters.", param="stop"
+        )
     seed = body.seed + choice_index if body.seed is not None else None
     return SamplingParams(
         max_tokens=max_tokens,
@@ -142,7 +144,9 @@ async def run_choices(
 
     async def pump(index: int) -> None:
         try:
-            async for output in engine.generate(f"{request_id}-{index}", prompts[index], params[index]):
+            async for output in engine.generate(
+                f"{request_id}-{index}", prompts[index], params[index]
+            ):
                 queue.put_nowait((index, output))
             queue.put_nowait(None)
         except asyncio.CancelledError:

@@ -22,6 +22,7 @@ from ceruleum.engine.errors import (
 from ceruleum.engine.llama_model import LlamaModel
 from ceruleum.engine.llama_runner import LlamaRunner, RunnerConfig
 from ceruleum.engine.outputs import SequenceOutput
+from ceruleum.engine.prefix_cache import PrefixCache
 from ceruleum.engine.sampling import SamplingParams
 from ceruleum.engine.scheduler import Scheduler
 from ceruleum.engine.sequence import Sequence
@@ -38,6 +39,8 @@ class EngineStats:
     waiting: int
     kv_cache_used_tokens: int
     kv_cache_capacity_tokens: int
+    prefix_cache_entries: int
+    prefix_cache_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,7 @@ class EngineConfig:
     max_sequences: int
     max_batch_tokens: int
     n_threads: int
+    prefix_cache_slots: int = 4  # spare llama.cpp sequences that hold recent prompts' KV
 
 
 class AsyncEngine:
@@ -58,17 +62,26 @@ class AsyncEngine:
             model,
             RunnerConfig(
                 kv_cache_tokens=kv_tokens,
-                max_sequences=config.max_sequences,
+                max_sequences=config.max_sequences + config.prefix_cache_slots,
                 max_batch_tokens=config.max_batch_tokens,
                 n_threads=config.n_threads,
             ),
         )
         self.model = model
         self.context_window = min(config.context_window, model.n_ctx_train, runner.kv_capacity)
+        cache_slots = list(
+            range(config.max_sequences, config.max_sequences + config.prefix_cache_slots)
+        )
+        prefix_cache = (
+            PrefixCache(cache_slots, max_entry_tokens=runner.kv_capacity // 8)
+            if cache_slots
+            else None
+        )
         scheduler = Scheduler(
             max_sequences=config.max_sequences,
             max_batch_tokens=config.max_batch_tokens,
             kv_capacity=runner.kv_capacity,
+            prefix_cache=prefix_cache,
         )
         self._core = EngineCore(model, runner, scheduler)
         self._inbox: deque[tuple[str, object]] = deque()
@@ -105,6 +118,10 @@ class AsyncEngine:
             waiting=len(scheduler.waiting),
             kv_cache_used_tokens=scheduler.kv_used,
             kv_cache_capacity_tokens=scheduler.kv_capacity,
+            prefix_cache_entries=len(scheduler.prefix_cache) if scheduler.prefix_cache else 0,
+            prefix_cache_tokens=scheduler.prefix_cache.pinned_tokens
+            if scheduler.prefix_cache
+            else 0,
         )
 
     # --- client interface -------------------------------------------------------------------

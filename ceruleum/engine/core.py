@@ -37,8 +37,15 @@ class EngineCore:
 
     def step(self) -> list[SequenceOutput]:
         plan = self.scheduler.schedule()
+        # Order matters: a preempted slot may be reused by an admitted sequence, and an evicted
+        # cache entry may be the source of a hit in this same plan.
         for _, slot in plan.preempted:
             self.runner.free_slot(slot)
+        for seq, cache_slot, length in plan.prefix_hits:
+            assert seq.slot is not None
+            self.runner.copy_kv(cache_slot, seq.slot, length)
+        for cache_slot in plan.evicted_cache_slots:
+            self.runner.free_slot(cache_slot)
         failed: list[SequenceOutput] = []
         chunks = plan.chunks
         while True:
@@ -97,6 +104,8 @@ class EngineCore:
         if params.logprobs:
             logits = self.runner.logits(row)
             logprobs = [token_logprob(self.model, logits, token, params.top_logprobs)]
+        if not seq.output_tokens:
+            self._remember_prompt(seq)
         seq.output_tokens.append(token)
 
         reason: FinishReason | None = None
@@ -122,6 +131,17 @@ class EngineCore:
         if reason is not None:
             self._release(seq)
         return out
+
+    def _remember_prompt(self, seq: Sequence) -> None:
+        """The prompt is fully in the KV cache now: keep a copy for later prompts to share."""
+        cache = self.scheduler.prefix_cache
+        reserved = cache.reserve(seq.prompt_tokens) if cache is not None else None
+        if reserved is None or seq.slot is None:
+            return
+        cache_slot, needs_clear = reserved
+        if needs_clear:
+            self.runner.free_slot(cache_slot)
+        self.runner.copy_kv(seq.slot, cache_slot, len(seq.prompt_tokens))
 
     def _final(
         self, seq: Sequence, text: str, reason: FinishReason, error: str | None = None

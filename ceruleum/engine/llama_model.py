@@ -19,7 +19,7 @@ _backend_lock = threading.Lock()
 _backend_ready = False
 
 
-@llama.llama_log_callback
+@llama.llama_log_callback  # type: ignore[untyped-decorator]
 def _forward_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     # llama.cpp is chatty at load time; keep its warnings and errors, drop the rest.
     if level in (_GGML_LOG_LEVEL_WARN, _GGML_LOG_LEVEL_ERROR):
@@ -95,7 +95,9 @@ class LlamaModel:
         if all(i >= 0 for i in ids):
             return ids
         # Older GGUFs carry the tokens without the metadata keys: look them up by text.
-        by_text = tuple(self.special_token_id(t) for t in ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"))
+        by_text = tuple(
+            self.special_token_id(t) for t in ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+        )
         if all(i is not None for i in by_text):
             return by_text  # type: ignore[return-value]
         return None
@@ -115,7 +117,9 @@ class LlamaModel:
         data = text.encode("utf-8")
         capacity = len(data) + 8
         buf = (llama.llama_token * capacity)()
-        n = llama.llama_tokenize(self.vocab, data, len(data), buf, capacity, add_special, parse_special)
+        n = llama.llama_tokenize(
+            self.vocab, data, len(data), buf, capacity, add_special, parse_special
+        )
         if n < 0:
             capacity = -n
             buf = (llama.llama_token * capacity)()
@@ -126,7 +130,7 @@ class LlamaModel:
 
     def piece(self, token_id: int) -> bytes:
         """The bytes a token renders to (control tokens render to nothing)."""
-        return self._piece_cache(token_id)  # type: ignore[no-any-return]
+        return self._piece_cache(token_id)
 
     def _piece_uncached(self, token_id: int) -> bytes:
         size = 64

@@ -98,6 +98,11 @@ class LlamaRunner:
     def free_slot(self, slot: int) -> None:
         llama.llama_memory_seq_rm(self.memory, slot, -1, -1)
 
+    def copy_kv(self, src_slot: int, dst_slot: int, length: int) -> None:
+        """Share positions [0, length) of one sequence's cache with another (no data is copied
+        in a unified cache)."""
+        llama.llama_memory_seq_cp(self.memory, src_slot, dst_slot, 0, length)
+
     def logits(self, row: int) -> npt.NDArray[np.float32]:
         pointer = llama.llama_get_logits_ith(self.ctx, row)
         return np.ctypeslib.as_array(pointer, shape=(self.model.n_vocab,))
@@ -117,8 +122,7 @@ class Sampler:
         if params.logit_bias:
             biases = (llama.llama_logit_bias * len(params.logit_bias))()
             for i, (token, bias) in enumerate(params.logit_bias.items()):
-                biases[i].token = token
-                biases[i].bias = bias
+                biases[i] = llama.llama_logit_bias(token, bias)
             add(chain, llama.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
         if params.presence_penalty or params.frequency_penalty:
             last_n = min(runner.kv_capacity, 1024)

@@ -29,7 +29,7 @@ class Sequence:
 
     @property
     def num_pending(self) -> int:
-        """Tokens still to evaluate before the next sample (the prompt, or the last sampled token)."""
+        """Tokens to evaluate before the next sample (the prompt, or the last sampled token)."""
         return self.num_tokens - self.num_cached
 
     def token_slice(self, start: int, stop: int) -> list[int]:

@@ -38,7 +38,9 @@ async def create_chat_completion(
             f"'top_logprobs' must be at most {settings.max_top_logprobs}.", param="top_logprobs"
         )
     if body.top_logprobs is not None and not body.logprobs:
-        raise InvalidRequestError("'top_logprobs' requires 'logprobs' to be true.", param="logprobs")
+        raise InvalidRequestError(
+            "'top_logprobs' requires 'logprobs' to be true.", param="logprobs"
+        )
     prompt = chat_prompt_tokens(chat, body.messages)
     requested, param = (
         (body.max_completion_tokens, "max_completion_tokens")

@@ -28,13 +28,13 @@ def completion_prompts(chat: ChatModel, body: CompletionRequest) -> list[Complet
     if not items:
         raise InvalidRequestError("'prompt' must not be empty.", param="prompt")
     if body.suffix is not None and (len(items) != 1 or not isinstance(items[0], str)):
-        raise InvalidRequestError(
-            "'suffix' needs a single string prompt.", param="suffix"
-        )
+        raise InvalidRequestError("'suffix' needs a single string prompt.", param="suffix")
     return [_one(chat, item, body.suffix, index) for index, item in enumerate(items)]
 
 
-def _one(chat: ChatModel, item: str | list[int], suffix: str | None, index: int) -> CompletionPrompt:
+def _one(
+    chat: ChatModel, item: str | list[int], suffix: str | None, index: int
+) -> CompletionPrompt:
     model = chat.model
     if isinstance(item, list):
         if not all(model.is_valid_token(t) for t in item):

@@ -9,7 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ceruleum.api import sse
-from ceruleum.api.completions.prompt import CompletionPrompt, completion_prompts
+from ceruleum.api.completions.prompt import completion_prompts
 from ceruleum.api.completions.protocol import CompletionRequest
 from ceruleum.api.errors import InvalidRequestError
 from ceruleum.api.generation import (
@@ -55,7 +55,9 @@ async def create_completion(
     token_lists: list[list[int]] = []
     params = []
     for prompt in prompts:
-        max_tokens = resolve_max_tokens(body.max_tokens, len(prompt.tokens), chat.engine, "max_tokens")
+        max_tokens = resolve_max_tokens(
+            body.max_tokens, len(prompt.tokens), chat.engine, "max_tokens"
+        )
         for j in range(body.n):
             token_lists.append(prompt.tokens)
             params.append(
@@ -75,7 +77,9 @@ async def create_completion(
     echo_texts = [prompts[i // body.n].echo_text if body.echo else "" for i in range(len(params))]
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        frames = _stream(reply_id, created, body.model, chat, outputs, echo_texts, prompt_tokens, include_usage)
+        frames = _stream(
+            reply_id, created, body.model, chat, outputs, echo_texts, prompt_tokens, include_usage
+        )
         return sse.sse_response(frames)
     choices = await collect_choices(request, outputs, len(params))
     return JSONResponse(
