@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.pool import ModelPool
 from ceruleum.settings import Settings
 
@@ -20,5 +21,11 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_deployments(request: Request) -> DeploymentStore:
+    deployments: DeploymentStore = request.app.state.deployments
+    return deployments
+
+
 PoolDep = Annotated[ModelPool, Depends(get_pool)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DeploymentsDep = Annotated[DeploymentStore, Depends(get_deployments)]

@@ -10,9 +10,13 @@ from fastapi.responses import JSONResponse
 from pydantic import Field, StrictInt, StrictStr
 
 from ceruleum.api.body import parse_as, read_json_object
-from ceruleum.api.deps import PoolDep, SettingsDep
+from ceruleum.api.deps import DeploymentsDep, PoolDep, SettingsDep
 from ceruleum.api.errors import InvalidRequestError
 from ceruleum.api.protocol import WireModel
+from ceruleum.api.targets import resolve_embedding
+from ceruleum.deployments import DeploymentStore
+from ceruleum.engine.pool import ModelPool
+from ceruleum.settings import Settings
 
 router = APIRouter()
 
@@ -25,10 +29,18 @@ class EmbeddingRequest(WireModel):
     user: StrictStr | None = None
 
 
-@router.post("/v1/embeddings", tags=["inference"])
-async def create_embeddings(request: Request, pool: PoolDep, settings: SettingsDep) -> JSONResponse:
+@router.post("/embeddings", tags=["inference"])
+async def embeddings(
+    request: Request, pool: PoolDep, deployments: DeploymentsDep, settings: SettingsDep
+) -> JSONResponse:
     body = parse_as(EmbeddingRequest, await read_json_object(request, settings.max_body_bytes))
-    embedder = pool.embedding(body.model)
+    return await create_embeddings(body, pool, deployments, settings)
+
+
+async def create_embeddings(
+    body: EmbeddingRequest, pool: ModelPool, deployments: DeploymentStore, settings: Settings
+) -> JSONResponse:
+    embedder = resolve_embedding(pool, deployments, body.model)
     texts = _texts(body.input, settings.max_embedding_inputs)
     result = await embedder.embed(texts)
     vectors = result.vectors
@@ -54,7 +66,7 @@ async def create_embeddings(request: Request, pool: PoolDep, settings: SettingsD
         {
             "object": "list",
             "data": data,
-            "model": body.model,
+            "model": embedder.spec.id,
             "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
         }
     )

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ceruleum.deployments.errors import (
+    DeploymentError,
+    DeploymentExistsError,
+    DeploymentLimitError,
+    DeploymentNotFoundError,
+    DeploymentStoreCorruptError,
+    InvalidDeploymentError,
+)
 from ceruleum.engine.chat_template import ChatTemplateError
 from ceruleum.engine.embeddings import InputTooLongError
 from ceruleum.engine.errors import (
@@ -21,6 +29,19 @@ from ceruleum.engine.errors import (
 from ceruleum.engine.registry import UnknownModelError
 
 logger = logging.getLogger(__name__)
+
+
+Dialect = Literal["openai", "azure"]
+
+AZURE_DEPLOYMENT_NOT_FOUND = (
+    "The API deployment for this resource does not exist. If you created the deployment "
+    "within the last 5 minutes, please wait a moment and try again."
+)
+
+
+def dialect_of(request: Request) -> Dialect:
+    """Azure routes (/openai/...) answer in Azure's error shape, the rest in OpenAI's."""
+    return "azure" if request.url.path.startswith("/openai/") else "openai"
 
 
 class APIError(Exception):
@@ -44,6 +65,10 @@ class NotFoundError(APIError):
     status_code = 404
 
 
+class ConflictError(APIError):
+    status_code = 409
+
+
 class PayloadTooLargeError(APIError):
     status_code = 413
 
@@ -65,21 +90,25 @@ def model_not_found(model: str) -> NotFoundError:
     )
 
 
-def error_body(error: APIError) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": error.message,
-            "type": error.error_type,
-            "param": error.param,
-            "code": error.code,
-        }
+def error_body(error: APIError, dialect: Dialect = "openai") -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "message": error.message,
+        "type": error.error_type,
+        "param": error.param,
+        "code": error.code,
     }
+    if dialect == "azure":
+        # Azure always names a code; where OpenAI has none it uses the status.
+        body["code"] = error.code or str(error.status_code)
+    return {"error": body}
 
 
-def to_api_error(exc: Exception) -> APIError:
+def to_api_error(exc: Exception, dialect: Dialect = "openai") -> APIError:
     """Map a service or engine exception to the API error it means."""
     if isinstance(exc, APIError):
         return exc
+    if dialect == "azure" and isinstance(exc, UnknownModelError | DeploymentNotFoundError):
+        return NotFoundError(AZURE_DEPLOYMENT_NOT_FOUND, code="DeploymentNotFound")
     if isinstance(exc, ContextWindowExceededError):
         return InvalidRequestError(str(exc), param="messages", code="context_length_exceeded")
     if isinstance(exc, InputTooLongError):
@@ -98,27 +127,47 @@ def to_api_error(exc: Exception) -> APIError:
         return ServiceUnavailableError(
             f"The server could not complete this request: {exc}", code="overloaded"
         )
+    if isinstance(exc, DeploymentNotFoundError):
+        return NotFoundError(str(exc), code="DeploymentNotFound")
+    if isinstance(exc, DeploymentExistsError):
+        return ConflictError(str(exc), param="name", code="conflict")
+    if isinstance(exc, InvalidDeploymentError):
+        return InvalidRequestError(exc.message, param=exc.param, code="invalid_value")
+    if isinstance(exc, DeploymentLimitError):
+        return InvalidRequestError(str(exc), param="max_tokens", code="max_tokens_limit_exceeded")
+    if isinstance(exc, DeploymentStoreCorruptError):
+        # The path and the reason are for the operator's log, not for the client.
+        logger.error("%s", exc)
+        store_error = APIError(
+            "The server's deployment store is unreadable; an operator must repair it "
+            "(see the server log).",
+            code="deployment_store_unreadable",
+        )
+        store_error.status_code = 500
+        store_error.error_type = "server_error"
+        return store_error
     error = APIError("The server had an error while processing your request.")
     error.status_code = 500
     error.error_type = "server_error"
     return error
 
 
-def error_response(exc: Exception) -> JSONResponse:
-    error = to_api_error(exc)
-    return JSONResponse(error_body(error), status_code=error.status_code)
+def error_response(exc: Exception, dialect: Dialect = "openai") -> JSONResponse:
+    error = to_api_error(exc, dialect)
+    return JSONResponse(error_body(error, dialect), status_code=error.status_code)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc)
+        return error_response(exc, dialect_of(request))
 
     async def handle_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        message = str(first.get("msg", "invalid request"))
         return error_response(
-            InvalidRequestError(str(first.get("msg", "invalid request")), param=param or None)
+            InvalidRequestError(message, param=param or None), dialect_of(request)
         )
 
     async def handle_http(request: Request, exc: Exception) -> JSONResponse:
@@ -131,13 +180,14 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             error.message = f"Method {request.method} is not allowed on {request.url.path}"
             error.code = "method_not_allowed"
-        return JSONResponse(error_body(error), status_code=exc.status_code)
+        return JSONResponse(error_body(error, dialect_of(request)), status_code=exc.status_code)
 
     async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(exc)
+        return error_response(exc, dialect_of(request))
 
     app.add_exception_handler(APIError, handle_api_error)
+    app.add_exception_handler(DeploymentError, handle_api_error)
     for engine_error in (
         ContextWindowExceededError,
         InputTooLongError,

@@ -40,6 +40,7 @@ def build_sampling_params(
     logprobs: bool,
     top_logprobs: int,
     choice_index: int,
+    grammar: str | None = None,
 ) -> SamplingParams:
     stop = body.stop_list()
     if len(stop) > settings.max_stop_sequences:
@@ -65,6 +66,7 @@ def build_sampling_params(
         stop=tuple(stop),
         logprobs=logprobs,
         top_logprobs=top_logprobs,
+        grammar=grammar,
     )
 
 

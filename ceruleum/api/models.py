@@ -44,12 +44,12 @@ def model_cards(pool: ModelPool) -> list[dict[str, Any]]:
     return cards
 
 
-@router.get("/v1/models", tags=["models"])
+@router.get("/models", tags=["models"])
 async def list_models(pool: PoolDep) -> JSONResponse:
     return JSONResponse({"object": "list", "data": model_cards(pool)})
 
 
-@router.get("/v1/models/{model_id:path}", tags=["models"])
+@router.get("/models/{model_id:path}", tags=["models"])
 async def get_model(model_id: str, pool: PoolDep) -> JSONResponse:
     for card in model_cards(pool):
         if card["id"] == model_id:

@@ -53,6 +53,16 @@ class EngineConfig:
     prefix_cache_slots: int = 4  # spare llama.cpp sequences that hold recent prompts' KV
 
 
+def _failed(seq: Sequence, message: str) -> SequenceOutput:
+    return SequenceOutput(
+        request_id=seq.request_id,
+        text="",
+        finish_reason="error",
+        prompt_tokens=len(seq.prompt_tokens),
+        error=message,
+    )
+
+
 class AsyncEngine:
     """One loaded chat/completion model with its continuous-batching loop."""
 
@@ -176,7 +186,11 @@ class AsyncEngine:
             kind, payload = self._inbox.popleft()
             if kind == "add":
                 assert isinstance(payload, Sequence)
-                payload.sampler = core.runner.new_sampler(payload.params)
+                try:
+                    payload.sampler = core.runner.new_sampler(payload.params)
+                except Exception as exc:
+                    self._post(self._deliver, [_failed(payload, str(exc))])
+                    continue
                 core.add(payload)
             elif kind == "abort":
                 assert isinstance(payload, str)

@@ -17,6 +17,10 @@ class KVCacheFullError(Exception):
     """llama.cpp found no room in the KV cache for this batch."""
 
 
+class GrammarError(ValueError):
+    """llama.cpp rejected a grammar."""
+
+
 class DecodeError(Exception):
     """llama_decode failed for a reason other than a full KV cache."""
 
@@ -117,8 +121,12 @@ class Sampler:
     def __init__(self, runner: LlamaRunner, params: SamplingParams) -> None:
         self._runner = runner
         chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
+        self._chain: ctypes.c_void_p | None = chain
+        self._grammar: ConstrainedSampling | None = None
         add = llama.llama_sampler_chain_add
         n_vocab = runner.model.n_vocab
+        if params.grammar is not None:
+            self._grammar = ConstrainedSampling(runner, params.grammar)
         if params.logit_bias:
             biases = (llama.llama_logit_bias * len(params.logit_bias))()
             for i, (token, bias) in enumerate(params.logit_bias.items()):
@@ -144,13 +152,80 @@ class Sampler:
             add(chain, llama.llama_sampler_init_temp(params.temperature))
             seed = params.seed if params.seed is not None else llama.LLAMA_DEFAULT_SEED
             add(chain, llama.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        self._chain: ctypes.c_void_p | None = chain
 
     def sample(self, row: int) -> int:
         """Sample from the logits row and record the token in the chain's history."""
+        if self._grammar is not None:
+            return self._grammar.sample(self._chain, self._runner.logits(row))
         return int(llama.llama_sampler_sample(self._chain, self._runner.ctx, row))
 
     def close(self) -> None:
         if self._chain:
             llama.llama_sampler_free(self._chain)
             self._chain = None
+        if self._grammar is not None:
+            self._grammar.close()
+            self._grammar = None
+
+
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+
+
+class ConstrainedSampling:
+    """Grammar-constrained sampling that stays cheap: sample as if unconstrained, check only the
+    chosen token against the grammar, and mask the whole vocabulary only when it is rejected
+    (the same strategy as llama.cpp's common sampler)."""
+
+    def __init__(self, runner: LlamaRunner, grammar: str) -> None:
+        sampler = llama.llama_sampler_init_grammar(runner.model.vocab, grammar.encode(), b"root")
+        if not sampler:
+            raise GrammarError("llama.cpp could not parse the grammar")
+        self._sampler: ctypes.c_void_p | None = sampler
+        n_vocab = runner.model.n_vocab
+        self._candidates = np.zeros(n_vocab, dtype=_TOKEN_DATA)
+        self._candidates["id"] = np.arange(n_vocab, dtype=np.int32)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
+
+    def sample(self, chain: ctypes.c_void_p | None, logits: npt.NDArray[np.float32]) -> int:
+        token = self._pick(chain, logits, masked=False)
+        if not self._allows(token):
+            token = self._pick(chain, logits, masked=True)
+        llama.llama_sampler_accept(self._sampler, token)
+        llama.llama_sampler_accept(chain, token)
+        return token
+
+    def _pick(
+        self, chain: ctypes.c_void_p | None, logits: npt.NDArray[np.float32], *, masked: bool
+    ) -> int:
+        candidates = self._candidates
+        candidates["id"] = np.arange(len(candidates), dtype=np.int32)
+        candidates["logit"] = logits
+        candidates["p"] = 0.0
+        array = _token_array(candidates)
+        if masked:
+            llama.llama_sampler_apply(self._sampler, ctypes.byref(array))
+        llama.llama_sampler_apply(chain, ctypes.byref(array))
+        data = np.ctypeslib.as_array(array.data, shape=(array.size,))
+        return int(data[array.selected]["id"])
+
+    def _allows(self, token: int) -> bool:
+        one = self._one
+        one["id"] = token
+        one["logit"] = 0.0
+        array = _token_array(one)
+        llama.llama_sampler_apply(self._sampler, ctypes.byref(array))
+        return bool(np.isfinite(one["logit"][0]))
+
+    def close(self) -> None:
+        if self._sampler:
+            llama.llama_sampler_free(self._sampler)
+            self._sampler = None
+
+
+def _token_array(buffer: npt.NDArray[np.void]) -> llama.llama_token_data_array:
+    return llama.llama_token_data_array(
+        data=buffer.ctypes.data_as(ctypes.POINTER(llama.llama_token_data)),
+        size=len(buffer),
+        selected=-1,
+        sorted=False,
+    )

@@ -21,6 +21,8 @@ class SamplingParams:
     top_logprobs: int = 0
     # Token ids the engine treats as end of generation in addition to the model's own.
     extra_stop_token_ids: frozenset[int] = frozenset()
+    # GBNF grammar (root rule "root") that every generated token must keep satisfiable.
+    grammar: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

@@ -5,18 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from ceruleum.api.chat.protocol import ChatMessage
+from ceruleum.api.chat.tools import CALL_OPEN, ToolPlan, render_tool_calls, tools_system_prompt
 from ceruleum.api.errors import InvalidRequestError
 from ceruleum.engine.pool import ChatModel
 
 
-def template_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+def template_messages(messages: list[ChatMessage], plan: ToolPlan) -> list[dict[str, Any]]:
     rendered: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         role = "system" if message.role == "developer" else message.role
-        entry: dict[str, Any] = {"role": role, "content": _text_content(message, index)}
+        content = _text_content(message, index)
+        if message.tool_calls:
+            calls = [
+                {"name": c.function.name, "arguments": c.function.arguments}
+                for c in message.tool_calls
+            ]
+            content = "\n".join(filter(None, [content, render_tool_calls(calls)]))
+        entry: dict[str, Any] = {"role": role, "content": content}
         if message.name is not None:
             entry["name"] = message.name
         rendered.append(entry)
+    if plan.mode != "none":
+        offer = tools_system_prompt(plan.tools)
+        if rendered and rendered[0]["role"] == "system":
+            rendered[0] = {**rendered[0], "content": rendered[0]["content"] + "\n\n" + offer}
+        else:
+            rendered.insert(0, {"role": "system", "content": offer})
     return rendered
 
 
@@ -43,8 +57,10 @@ def _text_content(message: ChatMessage, index: int) -> str:
     return "\n".join(texts)
 
 
-def chat_prompt_tokens(chat: ChatModel, messages: list[ChatMessage]) -> list[int]:
-    text = chat.template.render(template_messages(messages), add_generation_prompt=True)
+def chat_prompt_tokens(chat: ChatModel, messages: list[ChatMessage], plan: ToolPlan) -> list[int]:
+    text = chat.template.render(template_messages(messages, plan), add_generation_prompt=True)
+    if plan.mode == "forced":
+        text += CALL_OPEN + "\n"  # the reply is a call: start it for the model
     tokens = chat.model.tokenize(text, add_special=True, parse_special=True)
     bos = chat.model.bos_id
     if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:

@@ -9,8 +9,11 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ceruleum.api import sse
+from ceruleum.api.chat.choices import ChoiceStream, final_message
 from ceruleum.api.chat.prompt import chat_prompt_tokens
 from ceruleum.api.chat.protocol import ChatCompletionRequest
+from ceruleum.api.chat.structured import response_format_grammar
+from ceruleum.api.chat.tools import ToolPlan, plan_tools
 from ceruleum.api.errors import InvalidRequestError
 from ceruleum.api.generation import (
     build_sampling_params,
@@ -22,15 +25,22 @@ from ceruleum.api.generation import (
     run_choices,
     usage,
 )
+from ceruleum.api.targets import apply_sampling_defaults, deployment_max_tokens, resolve_chat
+from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.outputs import TokenLogprob
 from ceruleum.engine.pool import ChatModel, ModelPool
 from ceruleum.settings import Settings
 
 
 async def create_chat_completion(
-    request: Request, body: ChatCompletionRequest, pool: ModelPool, settings: Settings
+    request: Request,
+    body: ChatCompletionRequest,
+    pool: ModelPool,
+    deployments: DeploymentStore,
+    settings: Settings,
 ) -> Response:
-    chat = pool.chat(body.model)
+    chat, deployment = resolve_chat(pool, deployments, body.model)
+    apply_sampling_defaults(body, deployment)
     check_n(body.n, settings)
     top_logprobs = body.top_logprobs or 0
     if top_logprobs > settings.max_top_logprobs:
@@ -41,12 +51,15 @@ async def create_chat_completion(
         raise InvalidRequestError(
             "'top_logprobs' requires 'logprobs' to be true.", param="logprobs"
         )
-    prompt = chat_prompt_tokens(chat, body.messages)
+    plan = plan_tools(body)
+    grammar = plan.grammar or response_format_grammar(body.response_format)
+    prompt = chat_prompt_tokens(chat, body.messages, plan)
     requested, param = (
         (body.max_completion_tokens, "max_completion_tokens")
         if body.max_completion_tokens is not None
         else (body.max_tokens, "max_tokens")
     )
+    requested = deployment_max_tokens(deployment, requested)
     max_tokens = resolve_max_tokens(requested, len(prompt), chat.engine, param)
     params = [
         build_sampling_params(
@@ -57,15 +70,17 @@ async def create_chat_completion(
             logprobs=body.logprobs,
             top_logprobs=top_logprobs,
             choice_index=i,
+            grammar=grammar,
         )
         for i in range(body.n)
     ]
-    reply = _Reply(new_id("chatcmpl"), now(), body.model, chat)
+    reply = _Reply(new_id("chatcmpl"), now(), chat.spec.id, chat, plan)
     outputs = run_choices(chat.engine, reply.id, [prompt] * body.n, params)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return sse.sse_response(reply.stream(outputs, body.n, len(prompt), include_usage))
     choices = await collect_choices(request, outputs, body.n)
+    finals = [final_message(c.text, c.finish_reason, plan) for c in choices]
     return JSONResponse(
         {
             "id": reply.id,
@@ -75,11 +90,11 @@ async def create_chat_completion(
             "choices": [
                 {
                     "index": c.index,
-                    "message": {"role": "assistant", "content": c.text, "refusal": None},
+                    "message": message,
                     "logprobs": _logprobs(c.logprobs) if body.logprobs else None,
-                    "finish_reason": c.finish_reason,
+                    "finish_reason": finish_reason,
                 }
-                for c in choices
+                for c, (message, finish_reason) in zip(choices, finals, strict=True)
             ],
             "usage": usage(len(prompt), sum(c.completion_tokens for c in choices)),
             "system_fingerprint": chat.system_fingerprint,
@@ -88,8 +103,11 @@ async def create_chat_completion(
 
 
 class _Reply:
-    def __init__(self, reply_id: str, created: int, model: str, chat: ChatModel) -> None:
+    def __init__(
+        self, reply_id: str, created: int, model: str, chat: ChatModel, plan: ToolPlan
+    ) -> None:
         self.id, self.created, self.model, self.chat = reply_id, created, model, chat
+        self.plan = plan
         self.include_usage_field = False
 
     def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -111,16 +129,24 @@ class _Reply:
     ) -> AsyncIterator[bytes]:
         self.include_usage_field = include_usage
         completion_tokens = [0] * n
+        streams = [ChoiceStream(self.plan) for _ in range(n)]
         try:
             for index in range(n):
                 yield self.chunk([_choice(index, {"role": "assistant", "content": ""})])
             async for index, output in outputs:
                 completion_tokens[index] = output.completion_tokens
-                if output.text or output.logprobs:
-                    logprobs = _logprobs(output.logprobs) if output.logprobs else None
-                    yield self.chunk([_choice(index, {"content": output.text}, logprobs=logprobs)])
+                logprobs = _logprobs(output.logprobs) if output.logprobs else None
+                deltas = streams[index].feed(output.text) if output.text else []
+                if logprobs is not None and not deltas:
+                    deltas = [{"content": ""}]
+                for delta in deltas:
+                    yield self.chunk([_choice(index, delta, logprobs=logprobs)])
+                    logprobs = None
                 if output.finish_reason is not None:
-                    yield self.chunk([_choice(index, {}, finish_reason=output.finish_reason)])
+                    closing, reason = streams[index].finish(output.finish_reason)
+                    for delta in closing:
+                        yield self.chunk([_choice(index, delta)])
+                    yield self.chunk([_choice(index, {}, finish_reason=reason)])
             if include_usage:
                 yield self.chunk([], usage=usage(prompt_tokens, sum(completion_tokens)))
         except Exception as exc:

@@ -14,7 +14,7 @@ TokenIds = Annotated[list[StrictInt], Field(min_length=1)]
 class CompletionRequest(SamplingFields):
     prompt: StrictStr | list[StrictStr] | TokenIds | list[TokenIds]
     suffix: StrictStr | None = None
-    max_tokens: StrictInt | None = 16  # OpenAI's default for this endpoint
+    max_tokens: StrictInt | None = None  # None: the deployment's default, else 16 as OpenAI
     echo: StrictBool = False
     logprobs: StrictInt | None = Field(default=None, ge=0, le=5)
     best_of: StrictInt | None = Field(default=None, ge=1)

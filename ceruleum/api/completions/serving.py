@@ -22,15 +22,26 @@ from ceruleum.api.generation import (
     run_choices,
     usage,
 )
+from ceruleum.api.targets import apply_sampling_defaults, deployment_max_tokens, resolve_chat
+from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.outputs import SequenceOutput, TokenLogprob
 from ceruleum.engine.pool import ChatModel, ModelPool
 from ceruleum.settings import Settings
 
+_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
+
 
 async def create_completion(
-    request: Request, body: CompletionRequest, pool: ModelPool, settings: Settings
+    request: Request,
+    body: CompletionRequest,
+    pool: ModelPool,
+    deployments: DeploymentStore,
+    settings: Settings,
 ) -> Response:
-    chat = pool.chat(body.model)
+    chat, deployment = resolve_chat(pool, deployments, body.model)
+    apply_sampling_defaults(body, deployment)
+    requested = deployment_max_tokens(deployment, body.max_tokens)
+    requested = _DEFAULT_MAX_TOKENS if requested is None else requested
     check_n(body.n, settings)
     if body.best_of is not None and body.best_of != body.n:
         raise InvalidRequestError(
@@ -78,7 +89,7 @@ async def create_completion(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         frames = _stream(
-            reply_id, created, body.model, chat, outputs, echo_texts, prompt_tokens, include_usage
+            reply_id, created, chat.spec.id, chat, outputs, echo_texts, prompt_tokens, include_usage
         )
         return sse.sse_response(frames)
     choices = await collect_choices(request, outputs, len(params))
@@ -87,7 +98,7 @@ async def create_completion(
             "id": reply_id,
             "object": "text_completion",
             "created": created,
-            "model": body.model,
+            "model": chat.spec.id,
             "choices": [
                 {
                     "index": c.index,

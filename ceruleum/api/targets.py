@@ -1,0 +1,48 @@
+"""What a request's `model` (or an Azure route's deployment) names: a deployment or a model."""
+
+from __future__ import annotations
+
+from ceruleum.api.protocol import SamplingFields
+from ceruleum.deployments import Deployment, DeploymentStore
+from ceruleum.deployments.errors import DeploymentNotFoundError
+from ceruleum.engine.embeddings import EmbeddingModel
+from ceruleum.engine.pool import ChatModel, ModelPool
+from ceruleum.engine.registry import UnknownModelError
+
+
+def find_deployment(deployments: DeploymentStore, name: str) -> Deployment | None:
+    try:
+        return deployments.get(name)
+    except DeploymentNotFoundError:
+        return None
+
+
+def resolve_chat(
+    pool: ModelPool, deployments: DeploymentStore, name: str
+) -> tuple[ChatModel, Deployment | None]:
+    """A deployment name wins; a served model id works as its own implicit deployment."""
+    deployment = find_deployment(deployments, name)
+    if deployment is None:
+        return pool.chat(name), None
+    if deployment.model not in pool.chat_models:
+        raise UnknownModelError(name)
+    return pool.chat(deployment.model), deployment
+
+
+def resolve_embedding(pool: ModelPool, deployments: DeploymentStore, name: str) -> EmbeddingModel:
+    deployment = find_deployment(deployments, name)
+    if deployment is None:
+        return pool.embedding(name)
+    if deployment.model not in pool.embedding_models:
+        raise UnknownModelError(name)
+    return pool.embedding(deployment.model)
+
+
+def apply_sampling_defaults(body: SamplingFields, deployment: Deployment | None) -> None:
+    if deployment is not None:
+        body.temperature, body.top_p = deployment.apply_defaults(body.temperature, body.top_p)
+
+
+def deployment_max_tokens(deployment: Deployment | None, requested: int | None) -> int | None:
+    """The request's output budget after the deployment's default and limit."""
+    return requested if deployment is None else deployment.effective_max_tokens(requested)
