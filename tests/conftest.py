@@ -28,6 +28,7 @@ class ServerProcess:
     base_url: str  # e.g. http://127.0.0.1:PORT
     process: subprocess.Popen[bytes]
     log_path: Path
+    data_dir: Path  # the server's CERULEUM_DATA_DIR
 
     @property
     def v1(self) -> str:
@@ -48,7 +49,8 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
             stderr=subprocess.STDOUT,
             env=full_env,
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    data_dir = Path(full_env["CERULEUM_DATA_DIR"])
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path, data_dir)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -66,9 +66,6 @@ def served_model_ids(pool: ModelPool) -> list[str]:
     return [*pool.chat_models, *pool.embedding_models]
 
 
-# Writes run in a worker thread: they fsync and may wait for the CLI's file lock.
-
-
 @router.get("")
 async def list_deployments(store: DeploymentsDep) -> JSONResponse:
     return JSONResponse({"object": "list", "data": [d.to_dict() for d in store.list()]})
@@ -79,13 +76,14 @@ async def create_deployment(
     request: Request, store: DeploymentsDep, pool: PoolDep, settings: SettingsDep
 ) -> JSONResponse:
     body = parse_as(CreateDeploymentBody, await read_json_object(request, settings.max_body_bytes))
-    defaults = body.defaults.merged_into(SamplingDefaults()) if body.defaults else None
+    defaults = None if body.defaults is None else body.defaults.merged_into(SamplingDefaults())
     deployment = Deployment.new(
         body.name, body.model, defaults=defaults, max_tokens_limit=body.max_tokens_limit
     )
     served = served_model_ids(pool)
     check_name_free(deployment.name, served)
     check_model_served(deployment.model, served)
+    # Writes run in a worker thread: they fsync and may wait for the CLI's file lock.
     created = await run_in_threadpool(store.create, deployment)
     return JSONResponse(
         created.to_dict(),
@@ -108,7 +106,9 @@ async def update_deployment(
     changes: DeploymentChanges = {}
     if "defaults" in body.model_fields_set:
         given = body.defaults
-        changes["defaults"] = given.merged_into(current.defaults) if given else SamplingDefaults()
+        changes["defaults"] = (
+            SamplingDefaults() if given is None else given.merged_into(current.defaults)
+        )
     if "max_tokens_limit" in body.model_fields_set:
         changes["max_tokens_limit"] = body.max_tokens_limit
     updated = await run_in_threadpool(lambda: store.update(name, **changes))

@@ -6,6 +6,7 @@ from ceruleum.api.protocol import SamplingFields
 from ceruleum.deployments import Deployment, DeploymentStore
 from ceruleum.deployments.errors import DeploymentNotFoundError
 from ceruleum.engine.embeddings import EmbeddingModel
+from ceruleum.engine.errors import EngineDeadError
 from ceruleum.engine.pool import ChatModel, ModelPool
 from ceruleum.engine.registry import UnknownModelError
 
@@ -22,11 +23,13 @@ def resolve_chat(
 ) -> tuple[ChatModel, Deployment | None]:
     """A deployment name wins; a served model id works as its own implicit deployment."""
     deployment = find_deployment(deployments, name)
-    if deployment is None:
-        return pool.chat(name), None
-    if deployment.model not in pool.chat_models:
+    if deployment is not None and deployment.model not in pool.chat_models:
         raise UnknownModelError(name)
-    return pool.chat(deployment.model), deployment
+    chat = pool.chat(deployment.model if deployment is not None else name)
+    if not chat.engine.alive:
+        # Checked before any reply starts, so that a stream gets a 503 rather than a 200.
+        raise EngineDeadError("the engine is not running")
+    return chat, deployment
 
 
 def resolve_embedding(pool: ModelPool, deployments: DeploymentStore, name: str) -> EmbeddingModel:

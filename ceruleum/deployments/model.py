@@ -118,7 +118,7 @@ class Deployment:
             model=model,
             created_at=stamp,
             updated_at=stamp,
-            defaults=defaults or SamplingDefaults(),
+            defaults=SamplingDefaults() if defaults is None else defaults,
             max_tokens_limit=max_tokens_limit,
         )
 

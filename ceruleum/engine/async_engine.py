@@ -109,10 +109,12 @@ class AsyncEngine:
         self._thread.start()
 
     def shutdown(self) -> None:
+        """Stop the loop and fail whatever is still in flight (call on the event loop)."""
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._fail_all("the server is shutting down")
         if self._thread is None or not self._thread.is_alive():
             self._core.runner.close()
 
@@ -224,6 +226,6 @@ class AsyncEngine:
             if queue is not None:
                 queue.put_nowait(output)
 
-    def _fail_all(self) -> None:
+    def _fail_all(self, reason: str = "the engine stopped while serving this request") -> None:
         for queue in self._queues.values():
-            queue.put_nowait(EngineDeadError("the engine stopped while serving this request"))
+            queue.put_nowait(EngineDeadError(reason))

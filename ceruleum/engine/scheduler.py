@@ -129,10 +129,13 @@ class Scheduler:
                 break
             out.chunks.append(ScheduledChunk(seq, 1))
             budget -= 1
+        # While others wait, a long prefill gets at most half the budget, so new requests are
+        # admitted (and start streaming) instead of queueing behind it.
+        prefill_cap = self.max_batch_tokens // 2 if self.waiting else self.max_batch_tokens
         for seq in prefilling:
             if budget == 0:
                 break
-            n = min(seq.num_pending, budget)
+            n = min(seq.num_pending, budget, prefill_cap)
             out.chunks.append(ScheduledChunk(seq, n))
             budget -= n
 
