@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from ceruleum.gateway import _bucket, _quota_lua
@@ -29,13 +29,20 @@ class RedisQuota:
         prefix: str = DEFAULT_PREFIX,
         idle_ttl_s: float = 120.0,
         timeout_s: float = 2.0,
+        max_connections: int = 50,
     ) -> None:
         self._prefix = prefix
         self._idle_ms = int(idle_ttl_s * 1000)
-        # A stalled Redis must not stall every request with it.
-        self._redis = Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        # A burst beyond the pool waits for a connection rather than failing (the default
+        # pool raises), and a stalled Redis must not stall every request with it.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
         )
+        self._redis = Redis.from_pool(pool)
         # register_script runs EVALSHA and loads the script again if Redis has lost it.
         self._acquire = self._redis.register_script(_quota_lua.ACQUIRE)
         self._settle = self._redis.register_script(_quota_lua.SETTLE)
