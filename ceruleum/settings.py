@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,20 @@ class Settings(BaseSettings):
     max_stop_sequences: int = 16
     max_top_logprobs: int = 20
     max_embedding_inputs: int = 2048
+
+    # Control plane: SQLite in data_dir unless a URL is given (postgresql://... works too).
+    database_url: str | None = None
+    # Shared quota counters for several gateway processes; in-process counters when unset.
+    redis_url: str | None = None
+
+    # Gateway. The platform admin key must be set (and not the development default) unless the
+    # server runs in development mode, which says so loudly.
+    admin_key: SecretStr = SecretStr("")
+    dev_mode: bool = False
+    # A served model used directly (not through a named deployment) gets this quota.
+    default_tokens_per_minute: int = 120_000
+    # Browser origins allowed to call the API (never "*": keys travel in headers).
+    cors_origins: list[str] = Field(default_factory=list)
 
     log_level: str = "info"
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ceruleum.deployments.errors import (
@@ -59,6 +59,10 @@ class APIError(Exception):
 
 class InvalidRequestError(APIError):
     pass
+
+
+class ClientDisconnectedError(Exception):
+    """The client went away before the reply was ready: nothing to answer, nothing to log."""
 
 
 class NotFoundError(APIError):
@@ -186,6 +190,10 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(exc, dialect_of(request))
 
+    async def handle_disconnect(request: Request, exc: Exception) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+
+    app.add_exception_handler(ClientDisconnectedError, handle_disconnect)
     app.add_exception_handler(APIError, handle_api_error)
     app.add_exception_handler(DeploymentError, handle_api_error)
     for engine_error in (

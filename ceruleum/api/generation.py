@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from ceruleum.api.errors import InvalidRequestError
+from ceruleum.api.errors import ClientDisconnectedError, InvalidRequestError
 from ceruleum.api.protocol import SamplingFields
 from ceruleum.engine.async_engine import AsyncEngine
 from ceruleum.engine.llama_model import LlamaModel
@@ -20,6 +21,7 @@ from ceruleum.settings import Settings
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _DISCONNECT_POLL_S = 0.25
+_TOKEN_ID = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only: str.isdigit() accepts "²"
 
 
 def new_id(prefix: str) -> str:
@@ -77,7 +79,7 @@ def parse_logit_bias(raw: dict[str, float] | None, model: LlamaModel) -> dict[in
         raise InvalidRequestError("'logit_bias' may name at most 1024 tokens.", param="logit_bias")
     bias: dict[int, float] = {}
     for key, value in raw.items():
-        token = int(key) if key.lstrip("-").isdigit() else None
+        token = int(key) if _TOKEN_ID.fullmatch(key) else None
         if token is None or not model.is_valid_token(token):
             raise InvalidRequestError(
                 f"Invalid key in 'logit_bias': {key!r} is not a token id of this model "
@@ -196,10 +198,6 @@ async def collect_choices(
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-class ClientDisconnectedError(Exception):
-    """The client went away before the reply was ready."""
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -150,8 +150,13 @@ class Sampler:
             if params.min_p > 0.0:
                 add(chain, llama.llama_sampler_init_min_p(params.min_p, 1))
             add(chain, llama.llama_sampler_init_temp(params.temperature))
-            seed = params.seed if params.seed is not None else llama.LLAMA_DEFAULT_SEED
-            add(chain, llama.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+            # Any client seed maps to 0..2^32-2: 2^32-1 is llama.cpp's "pick a random seed".
+            seed = (
+                params.seed % llama.LLAMA_DEFAULT_SEED
+                if params.seed is not None
+                else llama.LLAMA_DEFAULT_SEED
+            )
+            add(chain, llama.llama_sampler_init_dist(seed))
 
     def sample(self, row: int) -> int:
         """Sample from the logits row and record the token in the chain's history."""
