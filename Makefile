@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 serve: install
-	$(VENV)/bin/ceruleum serve $(SERVE_ARGS)
+	$(VENV)/bin/ceruleum serve --dev $(SERVE_ARGS)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
-from ceruleum.deployments import (
-    Deployment,
-    DeploymentError,
-    DeploymentStore,
-    SamplingDefaults,
-    check_name_free,
-    offline_model_id,
-    validate_name,
-)
+from ceruleum.commands import deployments, keys, projects
 from ceruleum.engine.registry import builtin_names, resolve_chat_model, resolve_embedding_model
 from ceruleum.settings import load_settings
 
 app = typer.Typer(help="Ceruleum: an Azure OpenAI-style AI platform on your own machines.")
 models_app = typer.Typer(help="Models this installation can serve.")
 app.add_typer(models_app, name="models")
-deployments_app = typer.Typer(help="Deployments: named bindings of a model with its settings.")
-app.add_typer(deployments_app, name="deployments")
+app.add_typer(projects.app, name="projects")
+app.add_typer(keys.app, name="keys")
+app.add_typer(deployments.app, name="deployments")
 
 
 @app.command()
@@ -40,20 +31,38 @@ def serve(
     embedding_model: Annotated[
         str | None, typer.Option(help="Embedding model name or directory; '' disables it.")
     ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="Development mode: allows the well-known development admin key. Never on a "
+            "network others reach.",
+        ),
+    ] = False,
 ) -> None:
     """Start the OpenAI-compatible server."""
     import uvicorn
 
+    from ceruleum.gateway.auth import AdminKeyRefusedError
     from ceruleum.server import build_app
 
     settings = load_settings(
-        host=host, port=port, models=model or None, embedding_model=embedding_model
+        host=host,
+        port=port,
+        models=model or None,
+        embedding_model=embedding_model,
+        dev_mode=True if dev else None,
     )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        app_ = build_app(settings)
+    except AdminKeyRefusedError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     uvicorn.run(
-        build_app(settings),
+        app_,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -73,79 +82,42 @@ def list_models() -> None:
         typer.echo(f"{spec.id}\t{spec.kind}\t{present}\t{spec.path}")
 
 
-def _deployment_store() -> DeploymentStore:
-    return DeploymentStore.in_data_dir(load_settings().data_dir)
-
-
-@contextmanager
-def _exit_on_error() -> Iterator[None]:
-    """A deployment or file error ends the command with its message and status 1."""
-    try:
-        yield
-    except (DeploymentError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-@deployments_app.command("create")
-def create_deployment(
-    name: Annotated[str, typer.Argument(help="The name clients call, as 'model' or in the path.")],
-    model: Annotated[
-        str, typer.Option("--model", help="Built-in model name or path to a .gguf file.")
-    ],
-    temperature: Annotated[
-        float | None, typer.Option(help="Temperature when a request gives none.")
+@app.command("usage")
+def usage(
+    project: Annotated[
+        str | None, typer.Option("--project", help="Only this project (its id).")
     ] = None,
-    top_p: Annotated[float | None, typer.Option(help="top_p when a request gives none.")] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="max_tokens when a request gives none.")
+    by: Annotated[
+        str, typer.Option("--by", help="Group by day, project, key, deployment or model.")
+    ] = "day",
+    since: Annotated[
+        str | None, typer.Option(help="From this time: a date, an ISO time or unix seconds.")
     ] = None,
-    max_tokens_limit: Annotated[
-        int | None, typer.Option(help="Refuse requests asking for more output tokens.")
+    until: Annotated[
+        str | None, typer.Option(help="Up to this time (exclusive); a date includes its day.")
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Bind any model id, unchecked (the server may differ).")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as the API does.")] = False,
 ) -> None:
-    """Create a deployment. The server need not run; a running one sees it at once."""
-    with _exit_on_error():
-        validate_name(name)
-        model_id = offline_model_id(model, force=force)
-        check_name_free(name, {*builtin_names(), model_id})
-        deployment = Deployment.new(
-            name,
-            model_id,
-            defaults=SamplingDefaults(temperature, top_p, max_tokens),
-            max_tokens_limit=max_tokens_limit,
-        )
-        created = _deployment_store().create(deployment)
-    typer.echo(f"created deployment {created.name} -> {created.model}")
+    """Usage totals read from the database (the server need not run)."""
+    import asyncio
 
+    from ceruleum.gateway.usage_report import format_table, read_usage
+    from ceruleum.gateway.usage_window import parse_bound
+    from ceruleum.store.usage import as_group_by
 
-@deployments_app.command("list")
-def list_deployments() -> None:
-    """One line per deployment: name, model, and the settings that are set."""
-    with _exit_on_error():
-        deployments = _deployment_store().list()
-    if not deployments:
-        typer.echo("no deployments", err=True)
-    for deployment in deployments:
-        fields = {**deployment.defaults.to_dict(), "max_tokens_limit": deployment.max_tokens_limit}
-        settings = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
-        typer.echo(f"{deployment.name}\t{deployment.model}\t{settings or '-'}")
-
-
-@deployments_app.command("show")
-def show_deployment(name: str) -> None:
-    """Print a deployment as the REST API returns it (JSON)."""
-    with _exit_on_error():
-        deployment = _deployment_store().get(name)
-    typer.echo(json.dumps(deployment.to_dict(), indent=2))
-
-
-@deployments_app.command("delete")
-def delete_deployment(name: str) -> None:
-    """Delete a deployment."""
-    with _exit_on_error():
-        _deployment_store().delete(name)
-    typer.echo(f"deleted deployment {name}")
+    try:
+        group_by = as_group_by(by)
+        start = parse_bound(since) if since else None
+        end = parse_bound(until, upper=True) if until else None
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rows = asyncio.run(
+        read_usage(load_settings(), group_by=group_by, project_id=project, since=start, until=end)
+    )
+    if as_json:
+        typer.echo(json.dumps({"object": "list", "data": rows}, indent=2))
+    elif rows:
+        typer.echo(format_table(rows, group_by))
+    else:
+        typer.echo("no usage recorded in this period", err=True)

@@ -6,26 +6,52 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from ceruleum import __version__
-from ceruleum.api import admin_deployments, embeddings, health, models
+from ceruleum.api import admin, admin_usage, embeddings, health, models
+from ceruleum.api import metrics as metrics_api
 from ceruleum.api.azure import router as azure
 from ceruleum.api.chat import router as chat
 from ceruleum.api.completions import router as completions
 from ceruleum.api.errors import install_error_handlers
-from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.pool import ModelPool
+from ceruleum.gateway import MemoryQuota, QuotaBackend, RedisQuota
+from ceruleum.gateway.auth import Authenticator, authenticate, resolve_admin_key
+from ceruleum.gateway.metrics import Metrics
+from ceruleum.gateway.usage import UsageRecorder
 from ceruleum.settings import Settings
+from ceruleum.store import Database, database_url
 
 logger = logging.getLogger(__name__)
 
 
 def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
-    """The ASGI app. A given pool is used as is (tests); otherwise one is loaded at startup."""
+    """The ASGI app. A given pool is used as is (tests); otherwise one is loaded at startup.
+    Raises AdminKeyRefusedError outside development mode without a proper admin key."""
+    admin_key = resolve_admin_key(
+        settings.admin_key.get_secret_value(),
+        dev_mode=settings.dev_mode,
+        gateway_enabled=settings.gateway_enabled,
+    )
+    database = Database(database_url(settings.database_url, settings.data_dir))
+    quota: QuotaBackend = RedisQuota(settings.redis_url) if settings.redis_url else MemoryQuota()
+    usage = UsageRecorder(database)  # requests queue usage; a background task writes it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.dev_mode:
+            logger.warning(
+                "\n%s\nDEVELOPMENT MODE: %s. Never expose this server to a network.\n%s",
+                "!" * 78,
+                "the admin key is the well-known development key"
+                if not settings.admin_key.get_secret_value()
+                else "development mode is on",
+                "!" * 78,
+            )
+        await database.migrate()
+        await usage.start()
         owned = pool is None
         app.state.pool = pool or ModelPool(settings)
         if owned:
@@ -36,16 +62,45 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
         finally:
             if owned:
                 app.state.pool.shutdown()
+            await quota.close()
+            await usage.close()  # writes what is still queued, while the database is open
+            await database.close()
 
-    app = FastAPI(title="Ceruleum", version=__version__, lifespan=lifespan)
+    docs = settings.dev_mode  # the OpenAPI docs are unauthenticated routes: development only
+    app = FastAPI(
+        title="Ceruleum",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.settings = settings
-    app.state.deployments = DeploymentStore.in_data_dir(settings.data_dir)
+    app.state.db = database
+    app.state.quota = quota
+    app.state.authenticator = Authenticator(database, admin_key)
+    app.state.usage = usage
+    # The pool appears at startup; the engine gauges read it at scrape time.
+    app.state.metrics = Metrics(lambda: getattr(app.state, "pool", None), usage=usage)
     install_error_handlers(app)
+    if settings.cors_origins:
+        # Keys travel in headers, never cookies: credentials stay off, so "*" is never paired
+        # with them.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["authorization", "api-key", "content-type"],
+        )
+    secured = [Depends(authenticate)]
     app.include_router(health.router)
-    app.include_router(admin_deployments.router)
+    app.include_router(admin.router, dependencies=secured)
+    app.include_router(admin_usage.router, dependencies=secured)
+    app.include_router(metrics_api.router, dependencies=secured)
     # The OpenAI API, also at Azure's v1 base (/openai/v1), where `model` names a deployment.
     for prefix in ("/v1", "/openai/v1"):
         for router in (models.router, chat.router, completions.router, embeddings.router):
-            app.include_router(router, prefix=prefix)
-    app.include_router(azure.router)
+            app.include_router(router, prefix=prefix, dependencies=secured)
+    app.include_router(azure.router, dependencies=secured)
     return app

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # server runs in development mode, which says so loudly.
     admin_key: SecretStr = SecretStr("")
     dev_mode: bool = False
+    # Auth, quotas and metering on every request. Off only for benchmarks, in development mode.
+    gateway_enabled: bool = True
     # A served model used directly (not through a named deployment) gets this quota.
     default_tokens_per_minute: int = 120_000
     # Browser origins allowed to call the API (never "*": keys travel in headers).

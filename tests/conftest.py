@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -29,10 +30,20 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     data_dir: Path  # the server's CERULEUM_DATA_DIR
+    admin_key: str  # the platform admin key it was started with
 
     @property
     def v1(self) -> str:
         return self.base_url + "/v1"
+
+    @property
+    def api_key(self) -> str:
+        """A key that may call everything (the admin key)."""
+        return self.admin_key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -41,7 +52,12 @@ class ServerProcess:
 def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
     port = free_port()
     log_path = tmp / f"server-{port}.log"
-    full_env = {**os.environ, "CERULEUM_DATA_DIR": str(tmp / "data"), **(env or {})}
+    full_env = {
+        **os.environ,
+        "CERULEUM_DATA_DIR": str(tmp / "data"),
+        "CERULEUM_ADMIN_KEY": "test-admin-" + secrets.token_hex(16),
+        **(env or {}),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ceruleum", "serve", "--port", str(port), *args],
@@ -50,7 +66,9 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
             env=full_env,
         )
     data_dir = Path(full_env["CERULEUM_DATA_DIR"])
-    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path, data_dir)
+    server = ServerProcess(
+        f"http://127.0.0.1:{port}", process, log_path, data_dir, full_env["CERULEUM_ADMIN_KEY"]
+    )
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

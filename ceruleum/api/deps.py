@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.pool import ModelPool
 from ceruleum.settings import Settings
+from ceruleum.store import Database
 
 
 def get_pool(request: Request) -> ModelPool:
@@ -21,11 +21,12 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_deployments(request: Request) -> DeploymentStore:
-    deployments: DeploymentStore = request.app.state.deployments
-    return deployments
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.db
+    return database
 
 
 PoolDep = Annotated[ModelPool, Depends(get_pool)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-DeploymentsDep = Annotated[DeploymentStore, Depends(get_deployments)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+# Deprecated with the JSON deployment store: inference moves to deployments.repository.

@@ -6,17 +6,19 @@ import base64
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import Field, StrictInt, StrictStr
 
 from ceruleum.api.body import parse_as, read_json_object
-from ceruleum.api.deps import DeploymentsDep, PoolDep, SettingsDep
+from ceruleum.api.deps import DatabaseDep, PoolDep, SettingsDep
 from ceruleum.api.errors import InvalidRequestError
+from ceruleum.api.gating import deployment_quota, gated, new_gate
 from ceruleum.api.protocol import WireModel
 from ceruleum.api.targets import resolve_embedding
-from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.pool import ModelPool
+from ceruleum.gateway.gate import InferenceGate
 from ceruleum.settings import Settings
+from ceruleum.store import Database
 
 router = APIRouter()
 
@@ -31,18 +33,38 @@ class EmbeddingRequest(WireModel):
 
 @router.post("/embeddings", tags=["inference"])
 async def embeddings(
-    request: Request, pool: PoolDep, deployments: DeploymentsDep, settings: SettingsDep
-) -> JSONResponse:
-    body = parse_as(EmbeddingRequest, await read_json_object(request, settings.max_body_bytes))
-    return await create_embeddings(body, pool, deployments, settings)
+    request: Request, pool: PoolDep, database: DatabaseDep, settings: SettingsDep
+) -> Response:
+    gate = new_gate(request, route="embeddings", operation="Embeddings_Create")
+
+    async def handle() -> Response:
+        data = await read_json_object(request, settings.max_body_bytes)
+        body = parse_as(EmbeddingRequest, data)
+        return await create_embeddings(body, pool, database, settings, gate)
+
+    return await gated(request, gate, handle())
 
 
 async def create_embeddings(
-    body: EmbeddingRequest, pool: ModelPool, deployments: DeploymentStore, settings: Settings
+    body: EmbeddingRequest,
+    pool: ModelPool,
+    database: Database,
+    settings: Settings,
+    gate: InferenceGate,
 ) -> JSONResponse:
-    embedder = resolve_embedding(pool, deployments, body.model)
+    embedder, deployment = await resolve_embedding(pool, database, gate.principal, body.model)
+    gate.authorize(body.model)
     texts = _texts(body.input, settings.max_embedding_inputs)
+    tokens_per_minute, requests_per_minute = deployment_quota(deployment, settings)
+    await gate.admit(
+        model=embedder.spec.id,
+        # A generous estimate (about 3 characters a token); settled to the real count after.
+        estimated_tokens=sum(len(t) for t in texts) // 3 + len(texts),
+        tokens_per_minute=tokens_per_minute,
+        requests_per_minute=requests_per_minute,
+    )
     result = await embedder.embed(texts)
+    gate.count(prompt_tokens=result.prompt_tokens, completion_tokens=0)
     vectors = result.vectors
     if body.dimensions is not None and body.dimensions != vectors.shape[1]:
         raise InvalidRequestError(

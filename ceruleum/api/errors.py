@@ -15,7 +15,6 @@ from ceruleum.deployments.errors import (
     DeploymentExistsError,
     DeploymentLimitError,
     DeploymentNotFoundError,
-    DeploymentStoreCorruptError,
     InvalidDeploymentError,
 )
 from ceruleum.engine.chat_template import ChatTemplateError
@@ -27,6 +26,16 @@ from ceruleum.engine.errors import (
     RequestFailedError,
 )
 from ceruleum.engine.registry import UnknownModelError
+from ceruleum.gateway.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from ceruleum.gateway.quota import rate_limit_headers, retry_after_headers
+from ceruleum.store.errors import (
+    ApiKeyNotFoundError,
+    InvalidFieldError,
+    ProjectExistsError,
+    ProjectNameError,
+    ProjectNotFoundError,
+    StoreError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +59,19 @@ class APIError(Exception):
     status_code = 400
     error_type = "invalid_request_error"
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.code = code
+        self.headers = headers or {}
 
 
 class InvalidRequestError(APIError):
@@ -67,6 +84,19 @@ class ClientDisconnectedError(Exception):
 
 class NotFoundError(APIError):
     status_code = 404
+
+
+class UnauthorizedError(APIError):
+    status_code = 401
+
+
+class ForbiddenError(APIError):
+    status_code = 403
+
+
+class TooManyRequestsError(APIError):
+    status_code = 429
+    error_type = "requests"
 
 
 class ConflictError(APIError):
@@ -107,10 +137,65 @@ def error_body(error: APIError, dialect: Dialect = "openai") -> dict[str, Any]:
     return {"error": body}
 
 
+AZURE_ACCESS_DENIED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+    "a valid key for an active subscription and use a correct regional API endpoint for your "
+    "resource."
+)
+
+
+def _authentication_error(exc: AuthenticationError, dialect: Dialect) -> APIError:
+    if dialect == "azure":
+        return UnauthorizedError(AZURE_ACCESS_DENIED, code="401")
+    if exc.missing:
+        return UnauthorizedError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or in the "
+            "'api-key' header."
+        )
+    return UnauthorizedError(
+        "Incorrect API key provided, or the key was revoked or has expired.",
+        code="invalid_api_key",
+    )
+
+
+def _rate_limited_error(exc: RateLimitedError, dialect: Dialect) -> APIError:
+    admission = exc.admission
+    state = admission.state
+    headers = {**rate_limit_headers(state), **retry_after_headers(admission)}
+    wait = headers.get("retry-after", "1")
+    if admission.never_fits:
+        message = (
+            f"This request needs more tokens than the limit of {state.limit_tokens} tokens per "
+            "minute allows, so it can never be admitted. Reduce max_tokens or the prompt."
+        )
+        return TooManyRequestsError(message, code="tokens_exceed_limit", headers=headers)
+    if dialect == "azure":
+        kind = "token" if admission.exceeded == "tokens" else "call"
+        message = (
+            f"Requests to the {exc.operation} Operation have exceeded {kind} rate limit of your "
+            f"current deployment. Please retry after {wait} seconds."
+        )
+        return TooManyRequestsError(message, code="429", headers=headers)
+    if admission.exceeded == "tokens":
+        detail = f"tokens per min (TPM): Limit {state.limit_tokens}"
+    else:
+        detail = f"requests per min (RPM): Limit {state.limit_requests}"
+    message = f"Rate limit reached on {detail}. Please try again in {wait}s."
+    return TooManyRequestsError(message, code="rate_limit_exceeded", headers=headers)
+
+
 def to_api_error(exc: Exception, dialect: Dialect = "openai") -> APIError:
     """Map a service or engine exception to the API error it means."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, AuthenticationError):
+        return _authentication_error(exc, dialect)
+    if isinstance(exc, PermissionDeniedError):
+        return ForbiddenError(
+            str(exc), code="PermissionDenied" if dialect == "azure" else "permission_denied"
+        )
+    if isinstance(exc, RateLimitedError):
+        return _rate_limited_error(exc, dialect)
     if dialect == "azure" and isinstance(exc, UnknownModelError | DeploymentNotFoundError):
         return NotFoundError(AZURE_DEPLOYMENT_NOT_FOUND, code="DeploymentNotFound")
     if isinstance(exc, ContextWindowExceededError):
@@ -139,26 +224,33 @@ def to_api_error(exc: Exception, dialect: Dialect = "openai") -> APIError:
         return InvalidRequestError(exc.message, param=exc.param, code="invalid_value")
     if isinstance(exc, DeploymentLimitError):
         return InvalidRequestError(str(exc), param="max_tokens", code="max_tokens_limit_exceeded")
-    if isinstance(exc, DeploymentStoreCorruptError):
-        # The path and the reason are for the operator's log, not for the client.
-        logger.error("%s", exc)
-        store_error = APIError(
-            "The server's deployment store is unreadable; an operator must repair it "
-            "(see the server log).",
-            code="deployment_store_unreadable",
-        )
-        store_error.status_code = 500
-        store_error.error_type = "server_error"
-        return store_error
+    if isinstance(exc, StoreError) and (mapped := _store_error(exc)) is not None:
+        return mapped
     error = APIError("The server had an error while processing your request.")
     error.status_code = 500
     error.error_type = "server_error"
     return error
 
 
+def _store_error(exc: StoreError) -> APIError | None:
+    if isinstance(exc, ProjectNotFoundError):
+        return NotFoundError(str(exc), code="ProjectNotFound")
+    if isinstance(exc, ApiKeyNotFoundError):
+        return NotFoundError(str(exc), code="ApiKeyNotFound")
+    if isinstance(exc, ProjectExistsError):
+        return ConflictError(str(exc), param="name", code="conflict")
+    if isinstance(exc, ProjectNameError):
+        return InvalidRequestError(str(exc), param="name", code="invalid_value")
+    if isinstance(exc, InvalidFieldError):
+        return InvalidRequestError(exc.message, param=exc.param, code="invalid_value")
+    return None
+
+
 def error_response(exc: Exception, dialect: Dialect = "openai") -> JSONResponse:
     error = to_api_error(exc, dialect)
-    return JSONResponse(error_body(error, dialect), status_code=error.status_code)
+    return JSONResponse(
+        error_body(error, dialect), status_code=error.status_code, headers=error.headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -196,6 +288,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientDisconnectedError, handle_disconnect)
     app.add_exception_handler(APIError, handle_api_error)
     app.add_exception_handler(DeploymentError, handle_api_error)
+    app.add_exception_handler(StoreError, handle_api_error)
+    for gateway_error in (AuthenticationError, PermissionDeniedError, RateLimitedError):
+        app.add_exception_handler(gateway_error, handle_api_error)
     for engine_error in (
         ContextWindowExceededError,
         InputTooLongError,

@@ -5,11 +5,14 @@ from ceruleum.deployments.errors import (
     DeploymentExistsError,
     DeploymentLimitError,
     DeploymentNotFoundError,
-    DeploymentStoreCorruptError,
     InvalidDeploymentError,
 )
-from ceruleum.deployments.model import Deployment, SamplingDefaults, validate_name
-from ceruleum.deployments.store import DeploymentChanges, DeploymentStore
+from ceruleum.deployments.model import (
+    Deployment,
+    DeploymentChanges,
+    SamplingDefaults,
+    validate_name,
+)
 from ceruleum.deployments.validation import check_model_served, check_name_free, offline_model_id
 
 __all__ = [
@@ -19,8 +22,6 @@ __all__ = [
     "DeploymentExistsError",
     "DeploymentLimitError",
     "DeploymentNotFoundError",
-    "DeploymentStore",
-    "DeploymentStoreCorruptError",
     "InvalidDeploymentError",
     "SamplingDefaults",
     "check_model_served",

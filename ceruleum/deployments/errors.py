@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 class DeploymentError(Exception):
     """Base class for deployment errors."""
@@ -45,12 +43,3 @@ class DeploymentLimitError(DeploymentError):
             f"max_tokens is {requested}, but the deployment '{deployment}' allows at most "
             f"{limit} output tokens per request."
         )
-
-
-class DeploymentStoreCorruptError(DeploymentError):
-    """The deployments file cannot be read; it is left untouched for an operator to repair."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"The deployments file {path} is unreadable: {reason}")

@@ -5,19 +5,27 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from ceruleum.deployments.errors import DeploymentLimitError, InvalidDeploymentError
 
 NAME_MAX_LENGTH = 64
 MODEL_MAX_LENGTH = 256
+PROJECT_ID_MAX_LENGTH = 40
+# Without an explicit requests-per-minute limit, a deployment allows 6 requests per 1,000 tokens
+# per minute (Azure's ratio).
+REQUESTS_PER_THOUSAND_TOKENS = 6
 # Starts with a letter or digit so that names never look like options or hidden files.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+def is_valid_name(name: object) -> bool:
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
 def validate_name(name: object) -> str:
     """The name itself, or InvalidDeploymentError explaining what a name may be."""
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    if not isinstance(name, str) or not is_valid_name(name):
         raise InvalidDeploymentError(
             f"Invalid deployment name {name!r}: use 1 to {NAME_MAX_LENGTH} letters, digits, "
             "'.', '_' or '-', starting with a letter or digit.",
@@ -69,12 +77,15 @@ class SamplingDefaults:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    name: str
+    name: str  # unique within its project
     model: str  # a served model id
     created_at: int  # unix seconds
     updated_at: int
+    project_id: str
     defaults: SamplingDefaults = field(default_factory=SamplingDefaults)
     max_tokens_limit: int | None = None
+    tokens_per_minute: int | None = None  # None: the server's default quota applies
+    requests_per_minute: int | None = None  # None: derived from tokens_per_minute
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -83,6 +94,13 @@ class Deployment:
                 f"Invalid value for 'model': give a model id of 1 to {MODEL_MAX_LENGTH} "
                 "characters.",
                 param="model",
+            )
+        if (
+            not isinstance(self.project_id, str)
+            or not 0 < len(self.project_id) <= PROJECT_ID_MAX_LENGTH
+        ):
+            raise InvalidDeploymentError(
+                f"Invalid value for 'project_id': {self.project_id!r}.", param="project_id"
             )
         for param in ("created_at", "updated_at"):
             value = getattr(self, param)
@@ -93,6 +111,8 @@ class Deployment:
         if not isinstance(self.defaults, SamplingDefaults):
             raise InvalidDeploymentError("Invalid value for 'defaults'.", param="defaults")
         limit = _check_positive_int(self.max_tokens_limit, "max_tokens_limit")
+        _check_positive_int(self.tokens_per_minute, "tokens_per_minute")
+        _check_positive_int(self.requests_per_minute, "requests_per_minute")
         default = self.defaults.max_tokens
         # A default above the limit would make every request that omits max_tokens fail.
         if limit is not None and default is not None and default > limit:
@@ -101,14 +121,27 @@ class Deployment:
                 param="defaults.max_tokens",
             )
 
+    @property
+    def effective_requests_per_minute(self) -> int | None:
+        """The explicit limit, else 6 per 1,000 tokens per minute (at least 1); None if neither
+        is set."""
+        if self.requests_per_minute is not None:
+            return self.requests_per_minute
+        if self.tokens_per_minute is None:
+            return None
+        return max(1, self.tokens_per_minute * REQUESTS_PER_THOUSAND_TOKENS // 1000)
+
     @classmethod
     def new(
         cls,
         name: str,
         model: str,
         *,
+        project_id: str,
         defaults: SamplingDefaults | None = None,
         max_tokens_limit: int | None = None,
+        tokens_per_minute: int | None = None,
+        requests_per_minute: int | None = None,
         now: int | None = None,
     ) -> Deployment:
         """A deployment created now (or at ``now``, unix seconds)."""
@@ -118,8 +151,11 @@ class Deployment:
             model=model,
             created_at=stamp,
             updated_at=stamp,
+            project_id=project_id,
             defaults=SamplingDefaults() if defaults is None else defaults,
             max_tokens_limit=max_tokens_limit,
+            tokens_per_minute=tokens_per_minute,
+            requests_per_minute=requests_per_minute,
         )
 
     def effective_max_tokens(self, requested: int | None) -> int | None:
@@ -152,10 +188,23 @@ class Deployment:
         return {
             "id": self.name,
             "object": "deployment",
+            "project_id": self.project_id,
             "model": self.model,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "status": "succeeded",
             "defaults": self.defaults.to_dict(),
             "max_tokens_limit": self.max_tokens_limit,
+            "tokens_per_minute": self.tokens_per_minute,
+            "requests_per_minute": self.requests_per_minute,
         }
+
+
+class DeploymentChanges(TypedDict, total=False):
+    """Fields an update may change; the project and the name identify it and never change."""
+
+    model: str
+    defaults: SamplingDefaults
+    max_tokens_limit: int | None
+    tokens_per_minute: int | None
+    requests_per_minute: int | None

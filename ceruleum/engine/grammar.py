@@ -8,6 +8,7 @@ that is not enforced must be a 400, never a silent promise.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
@@ -125,6 +126,83 @@ def _disjoint(branches: Any) -> bool:
 _MISSING = object()
 
 
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _branch_keywords(node: dict[str, Any]) -> set[str]:
+    """The keywords llama-cpp-python's converter honours for this node (its visit() order)."""
+    kind = node.get("type")
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    if "$ref" in node:
+        return {"$ref"}
+    if "anyOf" in node or "oneOf" in node:
+        return {"anyOf", "oneOf"}
+    if isinstance(kind, list):  # split into anyOf branches before conversion
+        return set(node)
+    if "const" in node:
+        return {"const", "type"}
+    if "enum" in node:
+        return {"enum", "type"}
+    object_rule = "properties" in node or node.get("additionalProperties", True) is not True
+    if kinds <= {None, "object"} and "allOf" in node and not object_rule:
+        return {"type", "allOf"}
+    if kinds <= {None, "object"} and object_rule:
+        return {"type", "properties", "required", "additionalProperties"}
+    if kinds <= {None, "array"} and "prefixItems" in node:
+        return {"type", "prefixItems"}  # an exact tuple: item counts are not applied
+    if kinds <= {None, "array"} and "items" in node:
+        return {"type", "items", "minItems", "maxItems"}
+    if kinds <= {None, "string"} and "pattern" in node:
+        return {"type", "pattern"}
+    if kinds <= {None, "string"} and node.get("format") in _FORMATS:
+        return {"type", "format"}
+    if kind == "string" and ("minLength" in node or "maxLength" in node):
+        return {"type", "minLength", "maxLength"}
+    return {"type"}
+
+
+def _check_all_of(components: Any, path: str, problems: list[str]) -> None:
+    """The converter merges allOf components' properties and makes them all required, without
+    extra properties: valid only for components that say no more than that."""
+    if not isinstance(components, list):
+        return
+    for i, component in enumerate(components):
+        extra = (
+            set(component) - {"properties", "required"} - _ANNOTATIONS
+            if isinstance(component, dict)
+            else {"(not an object)"}
+        )
+        if extra:
+            problems.append(
+                f"{path}/allOf/{i}: only 'properties' and 'required' are supported inside allOf "
+                f"(found {', '.join(sorted(extra))})"
+            )
+
+
+_SAFE_PATTERN_ESCAPES = re.compile(r"\\[^dw]")
+
+
+def _json_safe_pattern(pattern: str) -> bool:
+    """Whether every string the converter's regex grammar accepts is also a valid JSON string
+    body (no raw quotes, backslashes or control characters can come out of it)."""
+    if any(ch in pattern for ch in '."') or "[^" in pattern:
+        return False
+    if any(ord(ch) < 0x20 for ch in pattern):
+        return False
+    return _SAFE_PATTERN_ESCAPES.search(pattern) is None
+
+
 def _check(node: Any, path: str, problems: list[str]) -> None:
     if isinstance(node, bool):
         if node is False:
@@ -167,8 +245,6 @@ def _check(node: Any, path: str, problems: list[str]) -> None:
             subs = value if isinstance(value, list) else [value]
             for i, sub in enumerate(subs):
                 _check(sub, f"{where}/{i}" if isinstance(value, list) else where, problems)
-    if "allOf" in node and node.get("type", "object") != "object":
-        problems.append(f"{path}/allOf: only supported for objects")
     if "oneOf" in node and not _disjoint(node["oneOf"]):
         problems.append(
             f"{path}/oneOf: only enforceable when the alternatives are disjoint (distinct types, "
@@ -180,13 +256,28 @@ def _check(node: Any, path: str, problems: list[str]) -> None:
         missing = [name for name in required if name not in declared]
         if missing:
             problems.append(f"{path}/required: {missing} must also be defined in 'properties'")
-    if "pattern" in node and {"minLength", "maxLength", "format"} & set(node):
-        problems.append(f"{path}: 'pattern' together with minLength/maxLength/format")
-    if "prefixItems" in node and "items" in node:
-        problems.append(f"{path}: 'prefixItems' together with 'items'")
-    # The converter looks only at these keywords when present, ignoring their siblings.
-    constraining = set(node) - _ANNOTATIONS - {"$defs", "definitions"}
-    for exclusive in ("$ref", "anyOf"):
-        if exclusive in node and constraining - {exclusive}:
-            others = ", ".join(sorted(constraining - {exclusive}))
-            problems.append(f"{path}: '{exclusive}' together with {others} is not supported")
+    for key in ("const", "enum"):
+        if key not in node:
+            continue
+        values = [node[key]] if key == "const" else node[key]
+        if isinstance(values, list) and "type" in node:
+            allowed = node["type"] if isinstance(node["type"], list) else [node["type"]]
+            if any(_json_type(v) not in allowed for v in values):
+                problems.append(f"{path}/{key}: a value does not have the declared type")
+    if "allOf" in node:
+        _check_all_of(node["allOf"], path, problems)
+    if isinstance(node.get("pattern"), str) and not _json_safe_pattern(node["pattern"]):
+        problems.append(
+            f"{path}/pattern: only patterns without '.', negated classes, quotes, backslash "
+            r"escapes other than \d and \w, or whitespace classes can be enforced"
+        )
+    # The converter follows one branch per schema and ignores keywords outside it.
+    constraining = (set(node) & _ENFORCED) - {"$defs", "definitions"}
+    if node.get("format") not in _FORMATS:
+        constraining.discard("format")  # reported above
+    ignored = constraining - _branch_keywords(node)
+    if ignored:
+        problems.append(
+            f"{path}: {', '.join(sorted(ignored))} cannot be enforced together with "
+            f"{', '.join(sorted(constraining - ignored)) or 'the rest of this schema'}"
+        )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack, overload
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,11 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ceruleum.gateway.keys import NewKey, generate_key
 from ceruleum.store.tables import ApiKey
 
+_PLAUSIBLE_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
 
 def new_key_id() -> str:
     return "key_" + secrets.token_hex(12)
 
 
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
+@overload
+def aware(moment: datetime | None) -> datetime | None: ...
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands timestamps back without a zone; they were stored in UTC."""
     if moment is not None and moment.tzinfo is None:
@@ -60,12 +70,35 @@ async def find_by_prefix(session: AsyncSession, *, prefix: str) -> ApiKey | None
 
 
 async def get_key(session: AsyncSession, *, key_id: str) -> ApiKey | None:
+    # Not looked up unless it could be an id: Postgres refuses NUL bytes with an error.
+    if not _PLAUSIBLE_ID.fullmatch(key_id):
+        return None
     return await session.get(ApiKey, key_id)
 
 
 async def list_keys(session: AsyncSession, *, project_id: str) -> list[ApiKey]:
     query = select(ApiKey).where(ApiKey.project_id == project_id).order_by(ApiKey.created_at)
     return list((await session.execute(query)).scalars())
+
+
+class KeyChanges(TypedDict, total=False):
+    """Fields ``update_key`` may change; the project, prefix and secret never change."""
+
+    name: str
+    role: str
+    expires_at: datetime | None
+    allowed_deployments: list[str] | None
+    tokens_per_minute: int | None
+    requests_per_minute: int | None
+
+
+async def update_key(
+    session: AsyncSession, *, key: ApiKey, **changes: Unpack[KeyChanges]
+) -> ApiKey:
+    for field, value in changes.items():
+        setattr(key, field, value)
+    await session.flush()
+    return key
 
 
 async def revoke_key(session: AsyncSession, *, key: ApiKey) -> ApiKey:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ceruleum.api.errors import error_body, to_api_error
@@ -11,7 +9,6 @@ from ceruleum.deployments import (
     DeploymentExistsError,
     DeploymentLimitError,
     DeploymentNotFoundError,
-    DeploymentStoreCorruptError,
     InvalidDeploymentError,
 )
 
@@ -34,13 +31,6 @@ from ceruleum.deployments import (
             "invalid_request_error",
             "max_tokens",
             "max_tokens_limit_exceeded",
-        ),
-        (
-            DeploymentStoreCorruptError(Path("/srv/d.json"), "not valid JSON"),
-            500,
-            "server_error",
-            None,
-            "deployment_store_unreadable",
         ),
     ],
 )

@@ -24,7 +24,7 @@ def log_start(server: ServerProcess) -> int:
 
 @pytest.fixture(scope="module")
 def http(server: ServerProcess, log_start: int) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.v1, timeout=60) as client:
+    with httpx.Client(base_url=server.v1, headers=server.headers, timeout=60) as client:
         yield client
 
 

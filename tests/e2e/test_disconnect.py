@@ -71,7 +71,10 @@ def warm_server(server: ServerProcess) -> ServerProcess:
     """The embedding model loads in a background thread after startup, competing for the CPU
     and the GIL for a few seconds; wait for it so that timings below measure the engine only."""
     response = httpx.post(
-        server.v1 + "/embeddings", json={"model": EMBEDDING_MODEL, "input": "warm up"}, timeout=120
+        server.v1 + "/embeddings",
+        json={"model": EMBEDDING_MODEL, "input": "warm up"},
+        headers=server.headers,
+        timeout=120,
     )
     assert response.status_code == 200, response.text
     return server
@@ -86,7 +89,7 @@ def idle_engine(warm_server: ServerProcess) -> None:
 def test_streaming_disconnect_frees_slot(server: ServerProcess) -> None:
     body = {**LONG_REQUEST, "stream": True}
     with (
-        httpx.Client(timeout=30) as client,
+        httpx.Client(timeout=30, headers=server.headers) as client,
         client.stream("POST", server.v1 + "/chat/completions", json=body) as response,
     ):
         assert response.status_code == 200
@@ -110,7 +113,10 @@ def test_streaming_disconnect_frees_slot(server: ServerProcess) -> None:
 
 
 def test_abandoned_non_streaming_request_frees_slot(server: ServerProcess) -> None:
-    with httpx.Client(timeout=0.5) as client, pytest.raises(httpx.TimeoutException):
+    with (
+        httpx.Client(timeout=0.5, headers=server.headers) as client,
+        pytest.raises(httpx.TimeoutException),
+    ):
         client.post(server.v1 + "/chat/completions", json=LONG_REQUEST)
     # The client gave up after 0.5 s; the 2000-token generation must not run on.
     took = wait_idle(server, within_s=3.0)
@@ -125,6 +131,7 @@ def test_abandoned_request_that_was_running(server: ServerProcess) -> None:
         f"POST {url.path}/chat/completions HTTP/1.1\r\n"
         f"Host: {url.host}:{url.port}\r\n"
         "Content-Type: application/json\r\n"
+        f"Authorization: Bearer {server.admin_key}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     assert url.host is not None and url.port is not None
@@ -139,6 +146,7 @@ def test_server_still_serves_after_disconnects(server: ServerProcess) -> None:
     response = httpx.post(
         server.v1 + "/chat/completions",
         json={**LONG_REQUEST, "max_tokens": 5},
+        headers=server.headers,
         timeout=60,
     )
     assert response.status_code == 200, response.text
@@ -149,7 +157,10 @@ def test_server_still_serves_after_disconnects(server: ServerProcess) -> None:
 def test_disconnect_is_not_logged_as_a_server_error(server: ServerProcess) -> None:
     """A client going away is routine: no 'unhandled error' traceback in the server log."""
     start = len(server.log())
-    with httpx.Client(timeout=0.5) as client, pytest.raises(httpx.TimeoutException):
+    with (
+        httpx.Client(timeout=0.5, headers=server.headers) as client,
+        pytest.raises(httpx.TimeoutException),
+    ):
         client.post(server.v1 + "/chat/completions", json=LONG_REQUEST)
     wait_idle(server, within_s=3.0)
     time.sleep(0.3)  # let the server finish writing its log for that request

@@ -23,12 +23,12 @@ FACTS = [{"role": "user", "content": "Tell me three facts about cats."}]
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> OpenAI:
-    return OpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=60)
+    return OpenAI(base_url=server.v1, api_key=server.api_key, max_retries=0, timeout=60)
 
 
 @pytest.fixture
 async def aclient(server: ServerProcess) -> Any:
-    client = AsyncOpenAI(base_url=server.v1, api_key="unused", max_retries=0, timeout=60)
+    client = AsyncOpenAI(base_url=server.v1, api_key=server.api_key, max_retries=0, timeout=60)
     yield client
     await client.close()
 
@@ -440,7 +440,7 @@ def test_models_list_and_retrieve(client: OpenAI, server: ServerProcess) -> None
         client.models.retrieve("no-such-model")
     assert info.value.status_code == 404
 
-    listing = httpx.get(server.v1 + "/models", timeout=10)
+    listing = httpx.get(server.v1 + "/models", headers=server.headers, timeout=10)
     assert listing.status_code == 200
     cards = {card["id"]: card for card in listing.json()["data"]}
     assert cards[MODEL]["context_length"] == 8192

@@ -174,6 +174,7 @@ async def test_shutdown_fails_in_flight_requests(engine: AsyncEngine, model: Lla
 async def pool(tmp_path: Path) -> AsyncIterator[ModelPool]:
     settings = Settings(
         data_dir=tmp_path,
+        admin_key=ADMIN_KEY,
         embedding_model="",
         context_window=512,
         kv_cache_tokens=1024,
@@ -186,6 +187,10 @@ async def pool(tmp_path: Path) -> AsyncIterator[ModelPool]:
     p.settings_for_test = settings  # type: ignore[attr-defined]
     yield p
     p.shutdown()
+
+
+ADMIN_KEY = "test-admin-key-for-the-engine-death-tests"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def chat_body(stream: bool = False) -> dict[str, object]:
@@ -214,7 +219,9 @@ async def test_dead_engine_gives_503_on_health_and_chat(pool: ModelPool) -> None
     app.state.pool = pool  # ASGITransport does not run the lifespan
     engine = pool.chat(DEFAULT_CHAT_MODEL).engine
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=AUTH
+    ) as client:
         health = await client.get("/health")
         assert health.status_code == 200
         assert health.json()["status"] == "ok"
@@ -264,7 +271,9 @@ async def test_dead_engine_gives_503_on_streaming_chat(pool: ModelPool) -> None:
     assert not engine.alive
 
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=AUTH
+    ) as client:
         response = await asyncio.wait_for(
             client.post("/v1/chat/completions", json=chat_body(stream=True)), DEATH_TIMEOUT_S
         )

@@ -101,6 +101,8 @@ SUPPORTED: list[dict[str, Any]] = [
     {"type": "array", "items": {"type": "integer"}},
     {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
     {"enum": ["a", "b", 3, None]},
+    {"type": "number", "enum": [1, 2.5]},  # an integer is a number
+    {"type": "number", "const": 0},
     {"const": "fixed"},
     {"type": ["string", "null"]},
     {"type": "string", "minLength": 2, "maxLength": 5},
@@ -339,6 +341,39 @@ SILENTLY_DROPPED: list[tuple[str, dict[str, Any], str]] = [
         {"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]},
         '"ab"',
     ),
+    (
+        "properties-drop-allOf",
+        {
+            "type": "object",
+            "properties": {"x": {"type": "string"}},
+            "required": ["x"],
+            "allOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]}],
+        },
+        '{"x": "s"}',
+    ),
+    (
+        "allOf-merge-drops-additionalProperties-false",
+        {
+            "type": "object",
+            "allOf": [
+                {"properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+                {"properties": {"b": {"type": "string"}}},
+            ],
+        },
+        '{"a": 1, "b": "x"}',
+    ),
+    ("enum-drops-maxLength", {"type": "string", "enum": ["a", "bb"], "maxLength": 1}, '"bb"'),
+    ("const-drops-maxLength", {"type": "string", "const": "xyz", "maxLength": 2}, '"xyz"'),
+    (
+        "format-drops-maxLength",
+        {"type": "string", "format": "date", "maxLength": 5},
+        '"2024-01-01"',
+    ),
+    (
+        "prefixItems-drops-minItems",
+        {"type": "array", "prefixItems": [{"type": "integer"}], "minItems": 2},
+        "[1]",
+    ),
 ]
 
 
@@ -360,3 +395,74 @@ def test_accepted_schemas_are_enforced(
         f"schema_grammar accepted {schema} but its grammar lets the model write {invalid}, "
         f"which does not validate:\n{grammar}"
     )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("^.+$", '"a"b"'),  # a raw quote ends the JSON string early
+        ("^.+$", '"ab\\"'),  # a lone backslash escapes the closing quote
+        ("^.+$", '"x\x01y"'),  # a raw control character
+        ("^.+$", '"x\ty"'),  # a raw tab
+        ("^[^@]+@[^@]+$", '"a"@b"'),
+        ('^a"b$', '"a"b"'),  # a quote in the pattern itself
+        ("^[ -~]+$", '"a"b"'),  # a range that spans the quote
+        ("^[A-z]+$", '"a\\"'),  # a range that spans the backslash
+    ],
+)
+def test_pattern_strings_are_json_strings(oracle: GrammarOracle, pattern: str, text: str) -> None:
+    """What a `pattern` grammar accepts must still be a JSON string: quotes, backslashes and
+    control characters have to be escaped (or refused), never written raw."""
+    with pytest.raises(ValueError):
+        json.loads(text)
+    try:
+        grammar = schema_grammar({"type": "string", "pattern": pattern})
+    except UnsupportedSchemaError:
+        return
+    assert not oracle.accepts(grammar, text), (
+        f"the grammar for pattern {pattern!r} accepts {text!r}, which is not JSON:\n{grammar}"
+    )
+
+
+def test_pattern_grammar_accepts_plain_matches(oracle: GrammarOracle) -> None:
+    grammar = schema_grammar({"type": "string", "pattern": "^[a-z]+-[0-9]{2}$"})
+    assert oracle.accepts(grammar, '"abc-42"')
+    assert not oracle.accepts(grammar, '"abc-4"')
+    assert not oracle.accepts(grammar, '"ABC-42"')
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matching", "other"),
+    [
+        ("^\\d+$", '"123"', '"12a"'),
+        ("^\\w+$", '"ab_1"', '"a-b"'),
+        ("^[A-Z]{2}\\d{3}$", '"AB123"', '"AB12"'),
+    ],
+)
+def test_pattern_classes_are_enforced_or_refused(
+    oracle: GrammarOracle, pattern: str, matching: str, other: str
+) -> None:
+    """A pattern the check lets through must become a grammar llama.cpp can parse (at run time
+    an unparseable grammar fails the request with a 503) that enforces the pattern."""
+    try:
+        grammar = schema_grammar({"type": "string", "pattern": pattern})
+    except UnsupportedSchemaError:
+        return
+    sampler = llama.llama_sampler_init_grammar(oracle.model.vocab, grammar.encode(), b"root")
+    assert sampler, f"llama.cpp cannot parse the grammar for {pattern!r}:\n{grammar}"
+    llama.llama_sampler_free(sampler)
+    assert oracle.accepts(grammar, matching)
+    assert not oracle.accepts(grammar, other)
+
+
+@pytest.mark.parametrize("schema", SUPPORTED, ids=lambda s: json.dumps(s)[:60])
+def test_supported_grammars_parse_in_llama_cpp(
+    oracle: GrammarOracle, schema: dict[str, Any]
+) -> None:
+    try:
+        grammar = schema_grammar(schema)
+    except UnsupportedSchemaError:
+        pytest.fail(f"refused a supported schema: {schema}")
+    sampler = llama.llama_sampler_init_grammar(oracle.model.vocab, grammar.encode(), b"root")
+    assert sampler, f"llama.cpp cannot parse:\n{grammar}"
+    llama.llama_sampler_free(sampler)

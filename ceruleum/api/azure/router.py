@@ -18,12 +18,16 @@ from ceruleum.api.chat.protocol import ChatCompletionRequest
 from ceruleum.api.chat.serving import create_chat_completion
 from ceruleum.api.completions.protocol import CompletionRequest
 from ceruleum.api.completions.serving import create_completion
-from ceruleum.api.deps import DeploymentsDep, PoolDep, SettingsDep
+from ceruleum.api.deps import DatabaseDep, PoolDep, SettingsDep
 from ceruleum.api.embeddings import EmbeddingRequest, create_embeddings
 from ceruleum.api.errors import NotFoundError
+from ceruleum.api.gating import gated, new_gate
 from ceruleum.api.models import model_cards
-from ceruleum.deployments import DeploymentStore
+from ceruleum.deployments.repository import list_deployments as list_deployments_of
 from ceruleum.engine.pool import ModelPool
+from ceruleum.gateway.auth import CurrentPrincipal
+from ceruleum.gateway.principal import Principal
+from ceruleum.store import Database
 
 router = APIRouter(prefix="/openai", tags=["azure"])
 
@@ -42,12 +46,17 @@ async def chat_completions(
     deployment: str,
     request: Request,
     pool: PoolDep,
-    deployments: DeploymentsDep,
+    database: DatabaseDep,
     settings: SettingsDep,
 ) -> Response:
-    data = await _body_for(request, deployment, settings.max_body_bytes)
-    body = parse_as(ChatCompletionRequest, data)
-    return await create_chat_completion(request, body, pool, deployments, settings)
+    gate = new_gate(request, route="chat.completions", operation="ChatCompletions_Create")
+
+    async def handle() -> Response:
+        data = await _body_for(request, deployment, settings.max_body_bytes)
+        body = parse_as(ChatCompletionRequest, data)
+        return await create_chat_completion(request, body, pool, database, settings, gate)
+
+    return await gated(request, gate, handle())
 
 
 @router.post("/deployments/{deployment}/completions")
@@ -55,12 +64,17 @@ async def completions(
     deployment: str,
     request: Request,
     pool: PoolDep,
-    deployments: DeploymentsDep,
+    database: DatabaseDep,
     settings: SettingsDep,
 ) -> Response:
-    data = await _body_for(request, deployment, settings.max_body_bytes)
-    body = parse_as(CompletionRequest, data)
-    return await create_completion(request, body, pool, deployments, settings)
+    gate = new_gate(request, route="completions", operation="Completions_Create")
+
+    async def handle() -> Response:
+        data = await _body_for(request, deployment, settings.max_body_bytes)
+        body = parse_as(CompletionRequest, data)
+        return await create_completion(request, body, pool, database, settings, gate)
+
+    return await gated(request, gate, handle())
 
 
 @router.post("/deployments/{deployment}/embeddings")
@@ -68,19 +82,26 @@ async def embeddings(
     deployment: str,
     request: Request,
     pool: PoolDep,
-    deployments: DeploymentsDep,
+    database: DatabaseDep,
     settings: SettingsDep,
 ) -> Response:
-    data = await _body_for(request, deployment, settings.max_body_bytes)
-    body = parse_as(EmbeddingRequest, data)
-    return await create_embeddings(body, pool, deployments, settings)
+    gate = new_gate(request, route="embeddings", operation="Embeddings_Create")
+
+    async def handle() -> Response:
+        data = await _body_for(request, deployment, settings.max_body_bytes)
+        body = parse_as(EmbeddingRequest, data)
+        return await create_embeddings(body, pool, database, settings, gate)
+
+    return await gated(request, gate, handle())
 
 
-def _deployment_objects(pool: ModelPool, deployments: DeploymentStore) -> list[dict[str, Any]]:
-    """Explicit deployments, then each served model as its own implicit deployment."""
-    objects = [
-        _deployment_object(d.name, d.model, d.created_at, d.updated_at) for d in deployments.list()
-    ]
+async def _deployment_objects(
+    pool: ModelPool, database: Database, principal: Principal
+) -> list[dict[str, Any]]:
+    """The caller's project's deployments, then each served model as an implicit deployment."""
+    async with database.session() as session:
+        explicit = await list_deployments_of(session, project_id=principal.project_id)
+    objects = [_deployment_object(d.name, d.model, d.created_at, d.updated_at) for d in explicit]
     taken = {o["id"] for o in objects}
     for card in model_cards(pool):
         if card["id"] not in taken:
@@ -105,18 +126,23 @@ def _deployment_object(name: str, model: str, created: int, updated: int) -> dic
 
 @router.get("/deployments")
 async def list_deployments(
-    request: Request, pool: PoolDep, deployments: DeploymentsDep
+    request: Request, pool: PoolDep, database: DatabaseDep, principal: CurrentPrincipal
 ) -> JSONResponse:
     require_api_version(request)
-    return JSONResponse({"object": "list", "data": _deployment_objects(pool, deployments)})
+    data = await _deployment_objects(pool, database, principal)
+    return JSONResponse({"object": "list", "data": data})
 
 
 @router.get("/deployments/{deployment}")
 async def get_deployment(
-    deployment: str, request: Request, pool: PoolDep, deployments: DeploymentsDep
+    deployment: str,
+    request: Request,
+    pool: PoolDep,
+    database: DatabaseDep,
+    principal: CurrentPrincipal,
 ) -> JSONResponse:
     require_api_version(request)
-    for item in _deployment_objects(pool, deployments):
+    for item in await _deployment_objects(pool, database, principal):
         if item["id"] == deployment:
             return JSONResponse(item)
     raise NotFoundError(f"The deployment '{deployment}' does not exist.", code="DeploymentNotFound")

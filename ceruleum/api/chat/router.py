@@ -6,14 +6,21 @@ from fastapi.responses import Response
 from ceruleum.api.body import parse_as, read_json_object
 from ceruleum.api.chat.protocol import ChatCompletionRequest
 from ceruleum.api.chat.serving import create_chat_completion
-from ceruleum.api.deps import DeploymentsDep, PoolDep, SettingsDep
+from ceruleum.api.deps import DatabaseDep, PoolDep, SettingsDep
+from ceruleum.api.gating import gated, new_gate
 
 router = APIRouter()
 
 
 @router.post("/chat/completions", tags=["inference"])
 async def chat_completions(
-    request: Request, pool: PoolDep, deployments: DeploymentsDep, settings: SettingsDep
+    request: Request, pool: PoolDep, database: DatabaseDep, settings: SettingsDep
 ) -> Response:
-    body = parse_as(ChatCompletionRequest, await read_json_object(request, settings.max_body_bytes))
-    return await create_chat_completion(request, body, pool, deployments, settings)
+    gate = new_gate(request, route="chat.completions", operation="ChatCompletions_Create")
+
+    async def handle() -> Response:
+        data = await read_json_object(request, settings.max_body_bytes)
+        body = parse_as(ChatCompletionRequest, data)
+        return await create_chat_completion(request, body, pool, database, settings, gate)
+
+    return await gated(request, gate, handle())

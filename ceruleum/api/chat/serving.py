@@ -14,7 +14,8 @@ from ceruleum.api.chat.prompt import chat_prompt_tokens
 from ceruleum.api.chat.protocol import ChatCompletionRequest
 from ceruleum.api.chat.structured import response_format_grammar
 from ceruleum.api.chat.tools import ToolPlan, plan_tools
-from ceruleum.api.errors import InvalidRequestError
+from ceruleum.api.errors import InvalidRequestError, to_api_error
+from ceruleum.api.gating import CLIENT_CLOSED, deployment_quota
 from ceruleum.api.generation import (
     build_sampling_params,
     check_n,
@@ -26,20 +27,23 @@ from ceruleum.api.generation import (
     usage,
 )
 from ceruleum.api.targets import apply_sampling_defaults, deployment_max_tokens, resolve_chat
-from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.outputs import TokenLogprob
 from ceruleum.engine.pool import ChatModel, ModelPool
+from ceruleum.gateway.gate import InferenceGate
 from ceruleum.settings import Settings
+from ceruleum.store import Database
 
 
 async def create_chat_completion(
     request: Request,
     body: ChatCompletionRequest,
     pool: ModelPool,
-    deployments: DeploymentStore,
+    database: Database,
     settings: Settings,
+    gate: InferenceGate,
 ) -> Response:
-    chat, deployment = resolve_chat(pool, deployments, body.model)
+    chat, deployment = await resolve_chat(pool, database, gate.principal, body.model)
+    gate.authorize(body.model)
     apply_sampling_defaults(body, deployment)
     check_n(body.n, settings)
     top_logprobs = body.top_logprobs or 0
@@ -74,12 +78,22 @@ async def create_chat_completion(
         )
         for i in range(body.n)
     ]
+    tokens_per_minute, requests_per_minute = deployment_quota(deployment, settings)
+    await gate.admit(
+        model=chat.spec.id,
+        estimated_tokens=len(prompt) + max_tokens * body.n,
+        tokens_per_minute=tokens_per_minute,
+        requests_per_minute=requests_per_minute,
+    )
     reply = _Reply(new_id("chatcmpl"), now(), chat.spec.id, chat, plan)
     outputs = run_choices(chat.engine, reply.id, [prompt] * body.n, params)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse.sse_response(reply.stream(outputs, body.n, len(prompt), include_usage))
+        return sse.sse_response(reply.stream(outputs, body.n, len(prompt), include_usage, gate))
     choices = await collect_choices(request, outputs, body.n)
+    gate.count(
+        prompt_tokens=len(prompt), completion_tokens=sum(c.completion_tokens for c in choices)
+    )
     finals = [final_message(c.text, c.finish_reason, plan) for c in choices]
     return JSONResponse(
         {
@@ -125,16 +139,24 @@ class _Reply:
         return sse.event(payload)
 
     async def stream(
-        self, outputs: AsyncIterator[Any], n: int, prompt_tokens: int, include_usage: bool
+        self,
+        outputs: AsyncIterator[Any],
+        n: int,
+        prompt_tokens: int,
+        include_usage: bool,
+        gate: InferenceGate,
     ) -> AsyncIterator[bytes]:
         self.include_usage_field = include_usage
         completion_tokens = [0] * n
         streams = [ChoiceStream(self.plan) for _ in range(n)]
+        status = CLIENT_CLOSED  # unless the stream gets to its end
         try:
             for index in range(n):
                 yield self.chunk([_choice(index, {"role": "assistant", "content": ""})])
             async for index, output in outputs:
                 completion_tokens[index] = output.completion_tokens
+                gate.first_token()
+                gate.count(prompt_tokens=prompt_tokens, completion_tokens=sum(completion_tokens))
                 logprobs = _logprobs(output.logprobs) if output.logprobs else None
                 deltas = streams[index].feed(output.text) if output.text else []
                 if logprobs is not None and not deltas:
@@ -149,8 +171,12 @@ class _Reply:
                     yield self.chunk([_choice(index, {}, finish_reason=reason)])
             if include_usage:
                 yield self.chunk([], usage=usage(prompt_tokens, sum(completion_tokens)))
+            status = 200
         except Exception as exc:
+            status = to_api_error(exc).status_code
             yield sse.error_event(exc)
+        finally:
+            gate.finish(status)
         yield sse.DONE
 
 

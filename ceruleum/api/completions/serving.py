@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from ceruleum.api import sse
 from ceruleum.api.completions.prompt import completion_prompts
 from ceruleum.api.completions.protocol import CompletionRequest
-from ceruleum.api.errors import InvalidRequestError
+from ceruleum.api.errors import InvalidRequestError, to_api_error
+from ceruleum.api.gating import CLIENT_CLOSED, deployment_quota
 from ceruleum.api.generation import (
     build_sampling_params,
     check_n,
@@ -23,10 +24,11 @@ from ceruleum.api.generation import (
     usage,
 )
 from ceruleum.api.targets import apply_sampling_defaults, deployment_max_tokens, resolve_chat
-from ceruleum.deployments import DeploymentStore
 from ceruleum.engine.outputs import SequenceOutput, TokenLogprob
 from ceruleum.engine.pool import ChatModel, ModelPool
+from ceruleum.gateway.gate import InferenceGate
 from ceruleum.settings import Settings
+from ceruleum.store import Database
 
 _DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
 
@@ -35,10 +37,12 @@ async def create_completion(
     request: Request,
     body: CompletionRequest,
     pool: ModelPool,
-    deployments: DeploymentStore,
+    database: Database,
     settings: Settings,
+    gate: InferenceGate,
 ) -> Response:
-    chat, deployment = resolve_chat(pool, deployments, body.model)
+    chat, deployment = await resolve_chat(pool, database, gate.principal, body.model)
+    gate.authorize(body.model)
     apply_sampling_defaults(body, deployment)
     requested = deployment_max_tokens(deployment, body.max_tokens)
     requested = _DEFAULT_MAX_TOKENS if requested is None else requested
@@ -82,17 +86,35 @@ async def create_completion(
                     choice_index=j,
                 )
             )
+    prompt_tokens = sum(len(p.tokens) for p in prompts)
+    tokens_per_minute, requests_per_minute = deployment_quota(deployment, settings)
+    await gate.admit(
+        model=chat.spec.id,
+        estimated_tokens=prompt_tokens + sum(p.max_tokens for p in params),
+        tokens_per_minute=tokens_per_minute,
+        requests_per_minute=requests_per_minute,
+    )
     reply_id, created = new_id("cmpl"), now()
     outputs = run_choices(chat.engine, reply_id, token_lists, params)
-    prompt_tokens = sum(len(p.tokens) for p in prompts)
     echo_texts = [prompts[i // body.n].echo_text if body.echo else "" for i in range(len(params))]
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         frames = _stream(
-            reply_id, created, chat.spec.id, chat, outputs, echo_texts, prompt_tokens, include_usage
+            reply_id,
+            created,
+            chat.spec.id,
+            chat,
+            outputs,
+            echo_texts,
+            prompt_tokens,
+            include_usage,
+            gate,
         )
         return sse.sse_response(frames)
     choices = await collect_choices(request, outputs, len(params))
+    gate.count(
+        prompt_tokens=prompt_tokens, completion_tokens=sum(c.completion_tokens for c in choices)
+    )
     return JSONResponse(
         {
             "id": reply_id,
@@ -123,6 +145,7 @@ async def _stream(
     echo_texts: list[str],
     prompt_tokens: int,
     include_usage: bool,
+    gate: InferenceGate,
 ) -> AsyncIterator[bytes]:
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         payload: dict[str, Any] = {
@@ -140,12 +163,15 @@ async def _stream(
 
     completion_tokens = [0] * len(echo_texts)
     text_offsets = [len(t) for t in echo_texts]
+    status = CLIENT_CLOSED  # unless the stream gets to its end
     try:
         for index, text in enumerate(echo_texts):
             if text:
                 yield chunk([_choice(index, text)])
         async for index, output in outputs:
             completion_tokens[index] = output.completion_tokens
+            gate.first_token()
+            gate.count(prompt_tokens=prompt_tokens, completion_tokens=sum(completion_tokens))
             logprobs = None
             if output.logprobs is not None:
                 logprobs = _logprobs(output.logprobs, text_offsets[index])
@@ -154,8 +180,12 @@ async def _stream(
                 yield chunk([_choice(index, output.text, logprobs, output.finish_reason)])
         if include_usage:
             yield chunk([], usage=usage(prompt_tokens, sum(completion_tokens)))
+        status = 200
     except Exception as exc:
+        status = to_api_error(exc).status_code
         yield sse.error_event(exc)
+    finally:
+        gate.finish(status)
     yield sse.DONE
 
 

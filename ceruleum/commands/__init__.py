@@ -1,0 +1,1 @@
+"""Control-plane commands of the CLI (projects, keys, deployments), straight on the database."""

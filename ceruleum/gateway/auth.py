@@ -1,0 +1,103 @@
+"""Authentication: `Authorization: Bearer <key>` or `api-key: <key>` -> Principal.
+
+Every lookup goes to the store, so a revoked or expired key fails on its very next request.
+Nothing about a presented key is ever echoed in errors or logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ceruleum.gateway.errors import AuthenticationError
+from ceruleum.gateway.keys import key_prefix, matches
+from ceruleum.gateway.principal import Principal, admin_principal
+from ceruleum.store import Database
+from ceruleum.store.api_keys import aware, find_by_prefix
+
+DEV_ADMIN_KEY = "ceruleum-dev-admin-key"  # accepted only in development mode
+
+
+class AdminKeyRefusedError(Exception):
+    """The server may not start with an empty or default admin key outside development mode."""
+
+
+def resolve_admin_key(configured: str, *, dev_mode: bool, gateway_enabled: bool = True) -> str:
+    if not gateway_enabled and not dev_mode:
+        raise AdminKeyRefusedError(
+            "Refusing to start: the gateway (auth, quotas, metering) can only be turned off in "
+            "development mode."
+        )
+    if dev_mode:
+        return configured or DEV_ADMIN_KEY
+    if not configured or configured == DEV_ADMIN_KEY:
+        raise AdminKeyRefusedError(
+            "Refusing to start: set CERULEUM_ADMIN_KEY to a long random secret, or start in "
+            "development mode (--dev / CERULEUM_DEV_MODE=true) on a machine nobody else reaches."
+        )
+    return configured
+
+
+def presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else ""
+    api_key = request.headers.get("api-key")
+    return api_key.strip() if api_key is not None else None
+
+
+class Authenticator:
+    def __init__(self, database: Database, admin_key: str) -> None:
+        self._database = database
+        self._admin_hash = hashlib.sha256(admin_key.encode()).digest()
+
+    async def principal_for(self, presented: str | None) -> Principal:
+        if presented is None:
+            raise AuthenticationError(missing=True)
+        if hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._admin_hash):
+            return admin_principal()
+        prefix = key_prefix(presented)
+        if prefix is None:
+            raise AuthenticationError()
+        async with self._database.session() as session:
+            row = await find_by_prefix(session, prefix=prefix)
+        if row is None or not matches(presented, row.secret_hash):
+            raise AuthenticationError()
+        if row.revoked_at is not None:
+            raise AuthenticationError()
+        expires_at = aware(row.expires_at)
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            raise AuthenticationError()
+        return Principal(
+            key_id=row.id,
+            project_id=row.project_id,
+            role=row.role,  # type: ignore[arg-type]
+            allowed_deployments=(
+                tuple(row.allowed_deployments) if row.allowed_deployments is not None else None
+            ),
+            tokens_per_minute=row.tokens_per_minute,
+            requests_per_minute=row.requests_per_minute,
+        )
+
+
+async def authenticate(request: Request) -> Principal:
+    """The dependency every route but /health runs; the result is kept on request.state."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    authenticator: Authenticator = request.app.state.authenticator
+    if not request.app.state.settings.gateway_enabled:
+        principal = admin_principal()  # development benchmarks only (see resolve_admin_key)
+        request.state.principal = principal
+        return principal
+    principal = await authenticator.principal_for(presented_key(request))
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
