@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Annotated
 
 import typer
 
-from ceruleum.commands import deployments, keys, projects
+from ceruleum.commands import deployments, keys, projects, usage
 from ceruleum.engine.registry import builtin_names, resolve_chat_model, resolve_embedding_model
 from ceruleum.settings import load_settings
 
@@ -18,6 +17,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(deployments.app, name="deployments")
+app.command("usage")(usage.show)
 
 
 @app.command()
@@ -80,44 +80,3 @@ def list_models() -> None:
             spec = resolve_embedding_model(name)
         present = "ok" if spec.path.exists() else "missing"
         typer.echo(f"{spec.id}\t{spec.kind}\t{present}\t{spec.path}")
-
-
-@app.command("usage")
-def usage(
-    project: Annotated[
-        str | None, typer.Option("--project", help="Only this project (its id).")
-    ] = None,
-    by: Annotated[
-        str, typer.Option("--by", help="Group by day, project, key, deployment or model.")
-    ] = "day",
-    since: Annotated[
-        str | None, typer.Option(help="From this time: a date, an ISO time or unix seconds.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Up to this time (exclusive); a date includes its day.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as the API does.")] = False,
-) -> None:
-    """Usage totals read from the database (the server need not run)."""
-    import asyncio
-
-    from ceruleum.gateway.usage_report import format_table, read_usage
-    from ceruleum.gateway.usage_window import parse_bound
-    from ceruleum.store.usage import as_group_by
-
-    try:
-        group_by = as_group_by(by)
-        start = parse_bound(since) if since else None
-        end = parse_bound(until, upper=True) if until else None
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    rows = asyncio.run(
-        read_usage(load_settings(), group_by=group_by, project_id=project, since=start, until=end)
-    )
-    if as_json:
-        typer.echo(json.dumps({"object": "list", "data": rows}, indent=2))
-    elif rows:
-        typer.echo(format_table(rows, group_by))
-    else:
-        typer.echo("no usage recorded in this period", err=True)

@@ -27,7 +27,11 @@ from ceruleum.engine.errors import (
 )
 from ceruleum.engine.registry import UnknownModelError
 from ceruleum.gateway.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
-from ceruleum.gateway.quota import rate_limit_headers, retry_after_headers
+from ceruleum.gateway.quota import (
+    QuotaUnavailableError,
+    rate_limit_headers,
+    retry_after_headers,
+)
 from ceruleum.store.errors import (
     ApiKeyNotFoundError,
     InvalidFieldError,
@@ -196,6 +200,13 @@ def to_api_error(exc: Exception, dialect: Dialect = "openai") -> APIError:
         )
     if isinstance(exc, RateLimitedError):
         return _rate_limited_error(exc, dialect)
+    if isinstance(exc, QuotaUnavailableError):
+        logger.error("quota store unreachable: %s", type(exc.__cause__ or exc).__name__)
+        return ServiceUnavailableError(
+            "Quota accounting is unavailable; try again shortly.",
+            code="quota_unavailable",
+            headers={"retry-after": "5", "retry-after-ms": "5000"},
+        )
     if dialect == "azure" and isinstance(exc, UnknownModelError | DeploymentNotFoundError):
         return NotFoundError(AZURE_DEPLOYMENT_NOT_FOUND, code="DeploymentNotFound")
     if isinstance(exc, ContextWindowExceededError):
@@ -289,7 +300,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(APIError, handle_api_error)
     app.add_exception_handler(DeploymentError, handle_api_error)
     app.add_exception_handler(StoreError, handle_api_error)
-    for gateway_error in (AuthenticationError, PermissionDeniedError, RateLimitedError):
+    for gateway_error in (
+        AuthenticationError,
+        PermissionDeniedError,
+        RateLimitedError,
+        QuotaUnavailableError,
+    ):
         app.add_exception_handler(gateway_error, handle_api_error)
     for engine_error in (
         ContextWindowExceededError,

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+# Fields with which other gateways let a caller redirect the request to another provider:
+# accepting them silently would suggest we honour them (and invite SSRF if we ever did).
+PROVIDER_OVERRIDES = frozenset(
+    {"api_base", "base_url", "api_key", "azure_endpoint", "azure_ad_token", "custom_llm_provider"}
+)
 
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_provider_overrides(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            named = sorted(PROVIDER_OVERRIDES & set(data))
+            if named:
+                raise ValueError(f"'{named[0]}' cannot be set in a request body")
+        return data
 
 
 class StreamOptions(WireModel):

@@ -44,11 +44,6 @@ def azure_v1(server: ServerProcess) -> OpenAI:
 
 
 @pytest.fixture(scope="module")
-def v1(server: ServerProcess) -> OpenAI:
-    return OpenAI(base_url=server.v1, api_key=server.api_key, max_retries=0, timeout=60)
-
-
-@pytest.fixture(scope="module")
 def http(server: ServerProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=60) as client:
         yield client

@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, start_server, stop_server
+from tests.conftest import EMBEDDING_MODEL, ServerProcess, start_server, stop_server
 from tests.e2e.gateway_helpers import (
+    AZURE_API_VERSION,
     LONG_STORY,
     AdminApi,
     assert_azure_error,
@@ -133,6 +134,46 @@ def test_rpm_derived_from_tpm_gives_429_with_headers_in_both_dialects(
     other = admin.deployment(s.project_id, tokens_per_minute=2000)
     response = http.post("/v1/chat/completions", json=chat_body(other), headers=s.headers)
     assert response.status_code == 200, response.text
+
+
+def test_every_inference_response_carries_the_rate_limit_headers(
+    admin: AdminApi, http: httpx.Client
+) -> None:
+    s = setup(admin, tokens_per_minute=100_000)
+    embedding = admin.deployment(s.project_id, model=EMBEDDING_MODEL, tokens_per_minute=100_000)
+    version = {"api-version": AZURE_API_VERSION}
+    completion = {"model": s.deployment, "prompt": "Hello", "max_tokens": 1}
+    calls: list[tuple[str, dict[str, Any], dict[str, str] | None]] = [
+        ("/v1/chat/completions", chat_body(s.deployment), None),
+        ("/v1/completions", completion, None),
+        ("/v1/embeddings", {"model": embedding, "input": "Hello"}, None),
+        ("/openai/v1/chat/completions", chat_body(s.deployment), None),
+        (f"/openai/deployments/{s.deployment}/chat/completions", chat_body(), version),
+        (f"/openai/deployments/{s.deployment}/completions", completion, version),
+        (f"/openai/deployments/{embedding}/embeddings", {"input": "Hello"}, version),
+    ]
+    for path, body, params in calls:
+        response = http.post(path, json=body, params=params, headers=s.headers)
+        assert response.status_code == 200, (path, response.text)
+        rate_limit_numbers(response)
+        assert response.headers["x-request-id"].startswith("req_"), path
+    stream_body = chat_body(s.deployment, stream=True)
+    with http.stream("POST", "/v1/chat/completions", json=stream_body, headers=s.headers) as r:
+        assert r.status_code == 200
+        rate_limit_numbers(r)
+        r.read()
+
+
+def test_estimate_is_prompt_plus_max_tokens_times_n(admin: AdminApi, http: httpx.Client) -> None:
+    s = setup(admin, tokens_per_minute=100_000)  # a fresh, full bucket
+    body = chat_body(s.deployment, max_tokens=20, n=3)
+    response = http.post("/v1/chat/completions", json=body, headers=s.headers)
+    assert response.status_code == 200, response.text
+    prompt_tokens = response.json()["usage"]["prompt_tokens"]
+    values = rate_limit_numbers(response)
+    # The headers show the bucket right after the charge on arrival: prompt + 20 x 3.
+    assert int(values["x-ratelimit-remaining-tokens"]) == 100_000 - (prompt_tokens + 60), values
+    assert values["x-ratelimit-remaining-requests"] == "599", values  # 600 RPM, one taken
 
 
 # --- tokens per minute: charged on arrival, corrected at the end ---------------------------------
@@ -351,8 +392,14 @@ def redis_servers(
                 pool.submit(start_server, tmp_path_factory.mktemp(f"redis-{i}"), env=env)
                 for i in (1, 2)
             ]
-            for future in futures:
+        failures = []
+        for future in futures:  # keep every server that started, so that all are stopped
+            try:
                 servers.append(future.result())
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
         yield servers
     finally:
         for proc in servers:
@@ -380,9 +427,7 @@ def test_three_processes_share_one_quota_through_redis(redis_servers: list[Serve
         statuses = [r.status_code for r in responses]
         assert set(statuses) <= {200, 429}, [r.text for r in responses if r.status_code != 200]
         admitted = statuses.count(200)
-        per_server = [
-            statuses[i::3].count(200) for i in range(3)
-        ]  # requests i, i+3, ... went to server i
+        per_server = [statuses[i::3].count(200) for i in range(3)]  # request i went to i % 3
         assert 15 <= admitted <= 15 + math.floor(15 / 60 * elapsed), (admitted, per_server, elapsed)
         for response in responses:
             if response.status_code == 429:

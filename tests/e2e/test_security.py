@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from tests.conftest import MODEL, ServerProcess, start_server, stop_server
 from tests.e2e.gateway_helpers import (
+    AZURE_API_VERSION,
     PROJECTS,
     AdminApi,
     api_key,
@@ -29,6 +31,7 @@ from tests.e2e.gateway_helpers import (
     bogus_key,
     chat_body,
     unique,
+    warm_up,
 )
 
 pytestmark = pytest.mark.slow
@@ -42,6 +45,7 @@ NO_SUCH_KEY = "key_000000000000000000000000"
 
 @pytest.fixture(scope="module")
 def admin(server: ServerProcess) -> Iterator[AdminApi]:
+    warm_up(server)  # a key below expires 2 s after it is made: no slow first request
     api = AdminApi(server.base_url, server.admin_key, CREATED_SECRETS)
     yield api
     api.close()
@@ -175,6 +179,20 @@ def test_sql_payloads_in_key_headers_are_401_and_change_nothing(
         ):
             assert_openai_error(response, 401, "invalid_api_key")
             assert_not_echoed(response, presented)
+    # The same payloads where ids and names go: nothing matches, nothing widens.
+    member, platform = as_key(tenant_a.member), bearer(server.admin_key)
+    for payload in ("' OR '1'='1", "x' OR 1=1 --", '"; DROP TABLE api_keys; --', "%' --"):
+        response = http.post("/v1/chat/completions", json=chat_body(payload), headers=member)
+        assert_openai_error(response, 404, "model_not_found")
+        response = http.get(f"{PROJECTS}/{payload}", headers=platform)
+        assert response.status_code == 404, response.text
+        response = http.get(f"{tenant_a.base}/keys/{payload}", headers=platform)
+        assert response.status_code == 404, response.text
+        usage = http.get("/admin/usage", params={"project_id": payload}, headers=platform)
+        assert usage.status_code == 200, usage.text
+        assert usage.json()["data"] == [], usage.text  # no project has that id
+        since = http.get("/admin/usage", params={"since": payload}, headers=platform)
+        assert_openai_error(since, 400, "invalid_value")
     assert http.get("/health").status_code == 200
     assert len(admin.project_ids()) == projects_before
     assert admin.key_count() == keys_before
@@ -211,6 +229,61 @@ def assert_rejected(
 
 def test_missing_key_is_401(http: httpx.Client) -> None:
     assert_rejected(http, {}, "", missing=True)
+
+
+def test_every_route_but_health_needs_a_key(http: httpx.Client, tenant_a: Tenant) -> None:
+    version = {"api-version": AZURE_API_VERSION}
+    base, key = tenant_a.base, f"{tenant_a.base}/keys/{tenant_a.member['id']}"
+    deployment = f"{base}/deployments/{tenant_a.deployment}"
+    inference = {"model": MODEL, "prompt": "Hi", "input": "Hi", "messages": [], "max_tokens": 1}
+    routes: list[tuple[str, str]] = [
+        ("GET", "/v1/models"),
+        ("GET", f"/v1/models/{MODEL}"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
+        ("GET", "/openai/v1/models"),
+        ("POST", "/openai/v1/chat/completions"),
+        ("POST", "/openai/v1/completions"),
+        ("POST", "/openai/v1/embeddings"),
+        ("GET", "/openai/models"),
+        ("GET", f"/openai/models/{MODEL}"),
+        ("GET", "/openai/deployments"),
+        ("GET", f"/openai/deployments/{MODEL}"),
+        ("POST", f"/openai/deployments/{MODEL}/chat/completions"),
+        ("POST", f"/openai/deployments/{MODEL}/completions"),
+        ("POST", f"/openai/deployments/{MODEL}/embeddings"),
+        ("GET", PROJECTS),
+        ("POST", PROJECTS),
+        ("GET", base),
+        ("DELETE", base),
+        ("GET", f"{base}/keys"),
+        ("POST", f"{base}/keys"),
+        ("GET", key),
+        ("PATCH", key),
+        ("POST", f"{key}/revoke"),
+        ("GET", f"{base}/deployments"),
+        ("POST", f"{base}/deployments"),
+        ("GET", deployment),
+        ("PATCH", deployment),
+        ("DELETE", deployment),
+        ("GET", "/admin/audit"),
+        ("GET", "/admin/audit/1"),
+        ("GET", "/admin/usage"),
+        ("GET", "/metrics"),
+    ]
+    for method, path in routes:
+        body = inference if method in ("POST", "PATCH") else None
+        params = version if path.startswith("/openai/") else None
+        response = http.request(method, path, json=body, params=params)
+        if path.startswith("/openai/"):
+            assert_azure_error(response, 401, "401")
+        else:
+            assert_openai_error(response, 401, None)
+    # Nothing was changed by any of them.
+    assert http.get(base, headers=as_key(tenant_a.owner)).status_code == 200
+    health = http.get("/health")
+    assert health.status_code == 200, health.text
 
 
 @pytest.mark.parametrize(
@@ -283,6 +356,10 @@ def test_api_key_header_works_like_bearer(http: httpx.Client, tenant_a: Tenant) 
     assert response.status_code == 200, response.text
     mine = http.get(tenant_a.base, headers=api_key(tenant_a.owner["secret"]))
     assert mine.status_code == 200, mine.text
+    # The scheme is case-insensitive (RFC 7235).
+    lower = {"Authorization": f"bearer {tenant_a.member['secret']}"}
+    response = http.post("/v1/chat/completions", json=chat_body(MODEL), headers=lower)
+    assert response.status_code == 200, response.text
 
 
 # --- tenancy: another project's objects do not exist ----------------------------------------------
@@ -384,6 +461,14 @@ def test_another_projects_deployment_is_404_for_inference(
     assert_openai_error(
         http.post("/v1/chat/completions", json=nowhere, headers=a), 404, "model_not_found"
     )
+    # Azure's deployment list and lookup show a key its own project's deployments only.
+    version = {"api-version": AZURE_API_VERSION}
+    listed = http.get("/openai/deployments", params=version, headers=a)
+    assert listed.status_code == 200, listed.text
+    names = [d["id"] for d in listed.json()["data"]]
+    assert tenant_a.deployment in names and tenant_b.deployment not in names, names
+    theirs = http.get(f"/openai/deployments/{tenant_b.deployment}", params=version, headers=a)
+    assert_azure_error(theirs, 404, "DeploymentNotFound")
 
 
 # --- roles ----------------------------------------------------------------------------------------
@@ -440,9 +525,13 @@ def test_member_and_reader_keys_on_admin_routes_are_403(
         assert listed.status_code == 200, listed.text
         assert [p["id"] for p in listed.json()["data"]] == [tenant_a.project_id]
         assert http.get(base, headers=headers).status_code == 200
-    # Even an owner may not read the platform's audit log.
-    owner = http.get("/admin/audit", headers=as_key(tenant_a.owner))
-    assert_openai_error(owner, 403, "permission_denied")
+    # Even an owner may not read the platform's audit log, make or delete projects.
+    owner = as_key(tenant_a.owner)
+    assert_openai_error(http.get("/admin/audit", headers=owner), 403, "permission_denied")
+    assert_openai_error(http.delete(base, headers=owner), 403, "permission_denied")
+    made = http.post(PROJECTS, json={"name": unique("mine")}, headers=owner)
+    assert_openai_error(made, 403, "permission_denied")
+    assert http.get(base, headers=owner).status_code == 200
 
 
 def test_reader_may_not_call_inference(http: httpx.Client, tenant_a: Tenant) -> None:
@@ -459,7 +548,7 @@ def test_reader_may_not_call_inference(http: httpx.Client, tenant_a: Tenant) -> 
 
 
 def test_allowed_deployments_restricts_the_key(
-    admin: AdminApi, http: httpx.Client, tenant_a: Tenant
+    admin: AdminApi, http: httpx.Client, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
     other = admin.deployment(tenant_a.project_id)
     key = admin.key(tenant_a.project_id, "member", allowed_deployments=[tenant_a.deployment])
@@ -472,6 +561,12 @@ def test_allowed_deployments_restricts_the_key(
         assert key["secret"] not in error["message"]
         response = http.post(azure_chat(model), json=chat_body(model), headers=headers)
         assert_azure_error(response, 403, "PermissionDenied")
+    # Naming another project's deployment in allowed_deployments gives no access to it: 404.
+    theirs = admin.key(tenant_a.project_id, "member", allowed_deployments=[tenant_b.deployment])
+    response = http.post(
+        "/v1/chat/completions", json=chat_body(tenant_b.deployment), headers=as_key(theirs)
+    )
+    assert_openai_error(response, 404, "model_not_found")
 
 
 # --- mass assignment ------------------------------------------------------------------------------
@@ -643,6 +738,13 @@ def test_no_key_in_logs_audit_or_metrics(
         401,
         "invalid_api_key",
     )
+    canary = "canary-prompt-" + uuid.uuid4().hex  # a tenant's prompt is no log material
+    prompt = {**chat_body(), "messages": [{"role": "user", "content": canary}]}
+    response = http.post("/v1/chat/completions", json=prompt, headers=as_key(tenant_a.member))
+    assert response.status_code == 200, response.text
+    too_long = {**prompt, "max_tokens": 10**6}  # an error that quotes the request
+    response = http.post("/v1/chat/completions", json=too_long, headers=as_key(tenant_a.member))
+    assert response.status_code == 400 and canary not in response.text, response.text
     time.sleep(0.5)  # let the server write its log lines for those
     assert len(CREATED_SECRETS) >= 6, CREATED_SECRETS  # the module did create keys
     log = server.log()
@@ -668,3 +770,5 @@ def test_no_key_in_logs_audit_or_metrics(
         if len(presented) >= 8 and presented in log:
             leaks.append(("log", "presented " + presented[:12]))
     assert not leaks, leaks
+    assert canary not in log, "a prompt was written to the log"
+    assert " object at 0x" not in log, "an object repr (heap address) was written to the log"

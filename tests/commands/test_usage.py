@@ -7,21 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from ceruleum.cli import app
 from ceruleum.gateway.usage import UsageRecorder
 from ceruleum.store import Database, database_url
 from tests.api.test_admin_usage import usage_event
+from tests.commands.conftest import assert_fails, cli, ok
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CERULEUM_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("CERULEUM_DATABASE_URL", raising=False)
-
+def metered(data_dir: Path) -> Path:
     async def seed() -> None:
-        database = Database(database_url(None, tmp_path))
+        database = Database(database_url(None, data_dir))
         await database.migrate()
         recorder = UsageRecorder(database)
         for n in range(3):
@@ -31,18 +27,11 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         await database.close()
 
     asyncio.run(seed())
-    return tmp_path
+    return data_dir
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["usage", *args])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def test_table_by_day(data_dir: Path) -> None:
-    code, out, _ = run()
-    assert code == 0
-    lines = out.splitlines()
+def test_table_by_day(metered: Path) -> None:
+    lines = ok("usage").stdout.splitlines()
     assert lines[0].split() == [
         "project_id",
         "day",
@@ -55,12 +44,12 @@ def test_table_by_day(data_dir: Path) -> None:
     ]
     assert lines[1].split() == ["proj_a", "2024-05-01", "3", "30", "15", "45", "1", "20.0"]
     assert lines[2].split() == ["proj_b", "2024-05-02", "1", "10", "5", "15", "0", "20.0"]
+    assert len(lines) == 3
 
 
-def test_json_by_key_for_one_project_and_period(data_dir: Path) -> None:
-    code, out, _ = run("--json", "--by", "key", "--project", "proj_a", "--since", "2024-05-01")
-    assert code == 0
-    body = json.loads(out)
+def test_json_by_key_for_one_project_and_period(metered: Path) -> None:
+    out = ok("usage", "--json", "--by", "key", "--project", "proj_a", "--since", "2024-05-01")
+    body = json.loads(out.stdout)
     assert body["object"] == "list"
     assert body["data"] == [
         {
@@ -76,23 +65,38 @@ def test_json_by_key_for_one_project_and_period(data_dir: Path) -> None:
     ]
 
 
-def test_until_a_date_includes_that_day(data_dir: Path) -> None:
-    code, out, _ = run("--by", "project", "--until", "2024-05-01")
-    assert code == 0
+def test_a_missing_key_shows_as_a_dash(metered: Path) -> None:
+    lines = ok("usage", "--by", "key", "--project", "proj_b").stdout.splitlines()
+    assert lines[1].split()[:3] == ["proj_b", "-", "1"]
+
+
+def test_until_a_date_includes_that_day(metered: Path) -> None:
+    out = ok("usage", "--by", "project", "--until", "2024-05-01").stdout
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["proj_a"]
 
 
-def test_an_empty_period_says_so(data_dir: Path) -> None:
-    code, out, err = run("--since", "2030-01-01")
-    assert (code, out) == (0, "")
-    assert "no usage" in err
+def test_an_empty_database_says_so(data_dir: Path) -> None:
+    result = ok("usage", "--since", "2030-01-01")
+    assert result.stdout == ""
+    assert "no usage" in result.stderr
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(("--by", "week"), "group_by must be one of"), (("--since", "soon"), "is not a time")],
+    [
+        (("--by", "week"), "group_by must be one of"),
+        (("--since", "soon"), "is not a time"),
+        (("--until", "2024-02-30"), "is not a time"),
+    ],
 )
-def test_bad_options_exit_2(data_dir: Path, args: tuple[str, ...], message: str) -> None:
-    code, _, err = run(*args)
-    assert code == 2
-    assert message in err
+def test_bad_options_fail_with_one_line(
+    data_dir: Path, args: tuple[str, ...], message: str
+) -> None:
+    assert_fails(cli("usage", *args), message)
+
+
+def test_an_unreachable_database_fails_with_one_line(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERULEUM_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    assert_fails(cli("usage"), "")
