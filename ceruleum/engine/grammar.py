@@ -89,6 +89,8 @@ def _split_type_lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     node = {key: _split_type_lists(value) for key, value in node.items()}
+    if isinstance(node.get("pattern"), str):
+        node["pattern"] = prepare_pattern(node["pattern"]) or node["pattern"]
     if (
         ("minItems" in node or "maxItems" in node)
         and "items" not in node
@@ -124,6 +126,11 @@ def _disjoint(branches: Any) -> bool:
 
 
 _MISSING = object()
+
+
+def _type_allows(allowed: list[Any], value: Any) -> bool:
+    kind = _json_type(value)
+    return kind in allowed or (kind == "integer" and "number" in allowed)
 
 
 def _json_type(value: Any) -> str:
@@ -190,17 +197,64 @@ def _check_all_of(components: Any, path: str, problems: list[str]) -> None:
             )
 
 
-_SAFE_PATTERN_ESCAPES = re.compile(r"\\[^dw]")
+_CLASS_SHORTHANDS = {"d": "0-9", "w": "A-Za-z0-9_"}
+_LITERAL_ESCAPES = set(".-()[]{}*+?|^$/")
+_UNSAFE = {'"', "\\"}  # JSON needs these escaped inside strings; the grammar writes them raw
 
 
-def _json_safe_pattern(pattern: str) -> bool:
-    """Whether every string the converter's regex grammar accepts is also a valid JSON string
-    body (no raw quotes, backslashes or control characters can come out of it)."""
-    if any(ch in pattern for ch in '."') or "[^" in pattern:
-        return False
-    if any(ord(ch) < 0x20 for ch in pattern):
-        return False
-    return _SAFE_PATTERN_ESCAPES.search(pattern) is None
+def prepare_pattern(pattern: str) -> str | None:
+    """The pattern rewritten for the converter (\\d and \\w as classes), or None when its
+    grammar could produce something that is not a JSON string body (a raw quote, backslash or
+    control character: from '.', negated classes, ranges that span them, other escapes)."""
+    out: list[str] = []
+    in_class = False
+    class_chars: list[str] = []  # literal characters of the current class, ranges kept as "a-b"
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ord(ch) < 0x20 or (ch in _UNSAFE and ch != "\\"):
+            return None
+        if ch == "\\":
+            if i + 1 >= len(pattern):
+                return None
+            nxt = pattern[i + 1]
+            i += 2
+            if nxt in _CLASS_SHORTHANDS:
+                out.append(_CLASS_SHORTHANDS[nxt] if in_class else f"[{_CLASS_SHORTHANDS[nxt]}]")
+                continue
+            if nxt not in _LITERAL_ESCAPES:
+                return None
+            out.append("\\" + nxt)
+            if in_class:
+                class_chars.append(nxt)
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+                if not _class_is_safe("".join(class_chars)):
+                    return None
+            else:
+                class_chars.append(ch)
+            out.append(ch)
+            i += 1
+            continue
+        if ch == ".":
+            return None
+        if ch == "[":
+            if pattern[i + 1 : i + 2] == "^":
+                return None
+            in_class, class_chars = True, []
+        out.append(ch)
+        i += 1
+    return None if in_class else "".join(out)
+
+
+def _class_is_safe(members: str) -> bool:
+    for match in re.finditer(r"(.)-(.)", members, re.DOTALL):
+        low, high = ord(match.group(1)), ord(match.group(2))
+        if low <= 0x1F or any(low <= ord(c) <= high for c in _UNSAFE):
+            return False
+    return True
 
 
 def _check(node: Any, path: str, problems: list[str]) -> None:
@@ -262,14 +316,14 @@ def _check(node: Any, path: str, problems: list[str]) -> None:
         values = [node[key]] if key == "const" else node[key]
         if isinstance(values, list) and "type" in node:
             allowed = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            if any(_json_type(v) not in allowed for v in values):
+            if not all(_type_allows(allowed, v) for v in values):
                 problems.append(f"{path}/{key}: a value does not have the declared type")
     if "allOf" in node:
         _check_all_of(node["allOf"], path, problems)
-    if isinstance(node.get("pattern"), str) and not _json_safe_pattern(node["pattern"]):
+    if isinstance(node.get("pattern"), str) and prepare_pattern(node["pattern"]) is None:
         problems.append(
-            f"{path}/pattern: only patterns without '.', negated classes, quotes, backslash "
-            r"escapes other than \d and \w, or whitespace classes can be enforced"
+            f"{path}/pattern: only patterns without '.', negated classes, quotes, backslashes, "
+            r"whitespace classes or ranges spanning them can be enforced (\d and \w are fine)"
         )
     # The converter follows one branch per schema and ignores keywords outside it.
     constraining = (set(node) & _ENFORCED) - {"$defs", "definitions"}

@@ -63,6 +63,7 @@ class LlamaModel:
         self.bos_id: int = llama.llama_vocab_bos(self.vocab)
         self.eos_id: int = llama.llama_vocab_eos(self.vocab)
         self._piece_cache = lru_cache(maxsize=None)(self._piece_uncached)
+        self._grammar_cache = lru_cache(maxsize=256)(self._grammar_parses_uncached)
 
     def close(self) -> None:
         if self.ptr:
@@ -151,6 +152,17 @@ class LlamaModel:
 
     def detokenize(self, token_ids: list[int]) -> str:
         return b"".join(self.piece(t) for t in token_ids).decode("utf-8", errors="replace")
+
+    def grammar_parses(self, grammar: str) -> bool:
+        """Whether llama.cpp accepts this GBNF grammar (checked before a request is queued)."""
+        return self._grammar_cache(grammar)
+
+    def _grammar_parses_uncached(self, grammar: str) -> bool:
+        sampler = llama.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
+        if not sampler:
+            return False
+        llama.llama_sampler_free(sampler)
+        return True
 
     def is_valid_token(self, token_id: int) -> bool:
         return 0 <= token_id < self.n_vocab

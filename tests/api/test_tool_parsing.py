@@ -151,10 +151,16 @@ def test_forced_call_ids_are_unique() -> None:
     assert len(ids) == 50
 
 
+def test_forced_call_cut_short_keeps_name_and_partial_arguments() -> None:
+    """max_tokens ran out mid-call: OpenAI still returns the call, arguments as far as written."""
+    call = parse_forced_call('{"name": "f", "arguments": {"a": 1')
+    assert call is not None
+    assert call["function"] == {"name": "f", "arguments": '{"a": 1'}
+
+
 @pytest.mark.parametrize(
     "text",
     [
-        '{"name": "f", "arguments": {"a": 1',  # cut short (finish_reason length)
         "",
         "[]",
         '{"arguments": {}}',

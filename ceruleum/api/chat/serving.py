@@ -57,6 +57,12 @@ async def create_chat_completion(
         )
     plan = plan_tools(body)
     grammar = plan.grammar or response_format_grammar(body.response_format)
+    if grammar is not None and not chat.model.grammar_parses(grammar):
+        raise InvalidRequestError(
+            "The schema could not be compiled into a grammar the model can follow.",
+            param="tools" if plan.grammar else "response_format",
+            code="unsupported_schema",
+        )
     prompt = chat_prompt_tokens(chat, body.messages, plan)
     requested, param = (
         (body.max_completion_tokens, "max_completion_tokens")

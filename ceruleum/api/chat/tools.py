@@ -67,19 +67,22 @@ def _parameters(tool: ToolDefinition) -> dict[str, Any]:
 
 
 def _forced_call_grammar(candidates: list[ToolDefinition]) -> str:
-    calls = [
-        {
-            "type": "object",
-            "properties": {
-                "name": {"const": tool.function.name},
-                "arguments": _parameters(tool),
-            },
-            "required": ["name", "arguments"],
-            "additionalProperties": False,
-        }
-        for tool in candidates
-    ]
-    schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    calls = []
+    definitions: dict[str, Any] = {}
+    for index, tool in enumerate(candidates):
+        parameters, defs = _hoist_definitions(_parameters(tool), f"t{index}_")
+        definitions.update(defs)
+        calls.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": tool.function.name}, "arguments": parameters},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    schema: dict[str, Any] = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    if definitions:
+        schema = {**schema, "$defs": definitions}
     try:
         return schema_grammar(schema)
     except UnsupportedSchemaError as exc:
@@ -88,6 +91,28 @@ def _forced_call_grammar(candidates: list[ToolDefinition]) -> str:
             param="tools",
             code="unsupported_schema",
         ) from None
+
+
+def _hoist_definitions(schema: dict[str, Any], prefix: str) -> tuple[Any, dict[str, Any]]:
+    """Move a tool's $defs/definitions to the combined schema's root, renamed per tool (two
+    tools may both define a `Place`), and point its $refs there."""
+    own = {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    body = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: rewrite(v) for k, v in node.items()}
+        ref = out.get("$ref")
+        if isinstance(ref, str):
+            for base in ("#/$defs/", "#/definitions/"):
+                if ref.startswith(base):
+                    out["$ref"] = "#/$defs/" + prefix + ref[len(base) :]
+        return out
+
+    return rewrite(body), {prefix + name: rewrite(sub) for name, sub in own.items()}
 
 
 def tools_system_prompt(tools: dict[str, ToolDefinition]) -> str:
@@ -137,11 +162,15 @@ def _call(name: str, arguments: str) -> dict[str, Any]:
 
 
 def parse_forced_call(text: str) -> dict[str, Any] | None:
-    """The call generated under a grammar: {"name": ..., "arguments": {...}}."""
+    """The call generated under a grammar: {"name": ..., "arguments": {...}}. A call cut short
+    (max_tokens) keeps its name and the arguments written so far, as OpenAI returns it."""
     try:
         payload = json.loads(text)
     except json.JSONDecodeError:
-        return None
+        head = _FORCED_HEAD.match(text)
+        if head is None:
+            return None
+        return _call(json.loads(f'"{head.group(1)}"'), text[head.end() :].rstrip())
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
         return None
     return _call(payload["name"], json.dumps(payload.get("arguments", {}), ensure_ascii=False))

@@ -70,9 +70,7 @@ async def create_completion(
     token_lists: list[list[int]] = []
     params = []
     for prompt in prompts:
-        max_tokens = resolve_max_tokens(
-            body.max_tokens, len(prompt.tokens), chat.engine, "max_tokens"
-        )
+        max_tokens = resolve_max_tokens(requested, len(prompt.tokens), chat.engine, "max_tokens")
         for j in range(body.n):
             token_lists.append(prompt.tokens)
             params.append(
