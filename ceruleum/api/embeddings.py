@@ -10,15 +10,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field, StrictInt, StrictStr
 
 from ceruleum.api.body import parse_as, read_json_object
-from ceruleum.api.deps import DatabaseDep, PoolDep, SettingsDep
+from ceruleum.api.deps import DeploymentLookupDep, PoolDep, SettingsDep
 from ceruleum.api.errors import InvalidRequestError
 from ceruleum.api.gating import deployment_quota, gated, new_gate
 from ceruleum.api.protocol import WireModel
 from ceruleum.api.targets import resolve_embedding
+from ceruleum.deployments.lookup import DeploymentLookup
 from ceruleum.engine.pool import ModelPool
 from ceruleum.gateway.gate import InferenceGate
 from ceruleum.settings import Settings
-from ceruleum.store import Database
 
 router = APIRouter()
 
@@ -33,14 +33,14 @@ class EmbeddingRequest(WireModel):
 
 @router.post("/embeddings", tags=["inference"])
 async def embeddings(
-    request: Request, pool: PoolDep, database: DatabaseDep, settings: SettingsDep
+    request: Request, pool: PoolDep, deployments: DeploymentLookupDep, settings: SettingsDep
 ) -> Response:
     gate = new_gate(request, route="embeddings", operation="Embeddings_Create")
 
     async def handle() -> Response:
         data = await read_json_object(request, settings.max_body_bytes)
         body = parse_as(EmbeddingRequest, data)
-        return await create_embeddings(body, pool, database, settings, gate)
+        return await create_embeddings(body, pool, deployments, settings, gate)
 
     return await gated(request, gate, handle())
 
@@ -48,11 +48,11 @@ async def embeddings(
 async def create_embeddings(
     body: EmbeddingRequest,
     pool: ModelPool,
-    database: Database,
+    deployments: DeploymentLookup,
     settings: Settings,
     gate: InferenceGate,
 ) -> JSONResponse:
-    embedder, deployment = await resolve_embedding(pool, database, gate.principal, body.model)
+    embedder, deployment = await resolve_embedding(pool, deployments, gate.principal, body.model)
     gate.authorize(body.model)
     texts = _texts(body.input, settings.max_embedding_inputs)
     tokens_per_minute, requests_per_minute = deployment_quota(deployment, settings)

@@ -4,29 +4,29 @@ from __future__ import annotations
 
 from ceruleum.api.protocol import SamplingFields
 from ceruleum.deployments import Deployment
-from ceruleum.deployments.repository import get_deployment
+from ceruleum.deployments.lookup import DeploymentLookup
 from ceruleum.engine.embeddings import EmbeddingModel
 from ceruleum.engine.errors import EngineDeadError
 from ceruleum.engine.pool import ChatModel, ModelPool
 from ceruleum.engine.registry import UnknownModelError
 from ceruleum.gateway.principal import Principal
-from ceruleum.store import Database
 
 
-async def find_deployment(database: Database, principal: Principal, name: str) -> Deployment | None:
+async def find_deployment(
+    deployments: DeploymentLookup, principal: Principal, name: str
+) -> Deployment | None:
     """The caller's project's deployment of that name; other projects' do not exist for it.
     The platform admin belongs to no project, so it calls served models by their ids."""
     if principal.is_admin:
         return None
-    async with database.session() as session:
-        return await get_deployment(session, project_id=principal.project_id, name=name)
+    return await deployments.get(project_id=principal.project_id, name=name)
 
 
 async def resolve_chat(
-    pool: ModelPool, database: Database, principal: Principal, name: str
+    pool: ModelPool, deployments: DeploymentLookup, principal: Principal, name: str
 ) -> tuple[ChatModel, Deployment | None]:
     """A deployment name wins; a served model id works as its own implicit deployment."""
-    deployment = await find_deployment(database, principal, name)
+    deployment = await find_deployment(deployments, principal, name)
     if deployment is not None and deployment.model not in pool.chat_models:
         raise UnknownModelError(name)
     chat = pool.chat(deployment.model if deployment is not None else name)
@@ -37,9 +37,9 @@ async def resolve_chat(
 
 
 async def resolve_embedding(
-    pool: ModelPool, database: Database, principal: Principal, name: str
+    pool: ModelPool, deployments: DeploymentLookup, principal: Principal, name: str
 ) -> tuple[EmbeddingModel, Deployment | None]:
-    deployment = await find_deployment(database, principal, name)
+    deployment = await find_deployment(deployments, principal, name)
     if deployment is None:
         return pool.embedding(name), None
     if deployment.model not in pool.embedding_models:

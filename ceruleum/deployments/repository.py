@@ -11,9 +11,9 @@ import dataclasses
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import Unpack
+from typing import Any, Unpack
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,7 @@ def new_deployment_id() -> str:
 
 async def get_deployment(session: AsyncSession, *, project_id: str, name: str) -> Deployment | None:
     row = await _find_row(session, project_id=project_id, name=name)
-    return None if row is None else _to_deployment(row)
+    return None if row is None else deployment_from_row(row)
 
 
 async def list_deployments(session: AsyncSession, *, project_id: str | None) -> list[Deployment]:
@@ -42,7 +42,7 @@ async def list_deployments(session: AsyncSession, *, project_id: str | None) -> 
     query = select(DeploymentRow).order_by(DeploymentRow.project_id, DeploymentRow.name)
     if project_id is not None:
         query = query.where(DeploymentRow.project_id == project_id)
-    return [_to_deployment(row) for row in (await session.execute(query)).scalars()]
+    return [deployment_from_row(row) for row in (await session.execute(query)).scalars()]
 
 
 async def create_deployment(session: AsyncSession, *, deployment: Deployment) -> Deployment:
@@ -61,7 +61,7 @@ async def create_deployment(session: AsyncSession, *, deployment: Deployment) ->
         if await _find_row(session, **key) is not None:
             raise DeploymentExistsError(deployment.name) from None
         raise  # not the name: e.g. a project that does not exist
-    return _to_deployment(row)
+    return deployment_from_row(row)
 
 
 async def update_deployment(
@@ -71,7 +71,7 @@ async def update_deployment(
     row = await _find_row(session, project_id=project_id, name=name)
     if row is None:
         raise DeploymentNotFoundError(name)
-    before = _to_deployment(row)
+    before = deployment_from_row(row)
     if not changes:
         return before, before
     now = max(int(time.time()), before.created_at)
@@ -87,7 +87,7 @@ async def delete_deployment(session: AsyncSession, *, project_id: str, name: str
     row = await _find_row(session, project_id=project_id, name=name)
     if row is None:
         raise DeploymentNotFoundError(name)
-    deleted = _to_deployment(row)
+    deleted = deployment_from_row(row)
     await session.delete(row)
     await session.flush()
     return deleted
@@ -112,7 +112,8 @@ def _copy_into(row: DeploymentRow, deployment: Deployment) -> None:
     row.requests_per_minute = deployment.requests_per_minute
 
 
-def _to_deployment(row: DeploymentRow) -> Deployment:
+def deployment_from_row(row: DeploymentRow | Row[Any]) -> Deployment:
+    """An ORM row or a Core row of the deployments table as a Deployment."""
     defaults = row.defaults or {}
     return Deployment(
         name=row.name,

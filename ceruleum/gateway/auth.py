@@ -12,14 +12,29 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import select
 
 from ceruleum.gateway.errors import AuthenticationError
 from ceruleum.gateway.keys import key_prefix, matches
 from ceruleum.gateway.principal import Principal, admin_principal
 from ceruleum.store import Database
-from ceruleum.store.api_keys import aware, find_by_prefix
+from ceruleum.store.api_keys import aware
+from ceruleum.store.tables import ApiKey
 
 DEV_ADMIN_KEY = "ceruleum-dev-admin-key"  # accepted only in development mode
+
+# Read on every request: only the columns authentication needs, no ORM unit of work.
+_KEY_BY_PREFIX = select(
+    ApiKey.id,
+    ApiKey.project_id,
+    ApiKey.role,
+    ApiKey.secret_hash,
+    ApiKey.revoked_at,
+    ApiKey.expires_at,
+    ApiKey.allowed_deployments,
+    ApiKey.tokens_per_minute,
+    ApiKey.requests_per_minute,
+)
 
 
 class AdminKeyRefusedError(Exception):
@@ -64,8 +79,7 @@ class Authenticator:
         prefix = key_prefix(presented)
         if prefix is None:
             raise AuthenticationError()
-        async with self._database.session() as session:
-            row = await find_by_prefix(session, prefix=prefix)
+        row = await self._database.fetch_one(_KEY_BY_PREFIX.where(ApiKey.prefix == prefix))
         if row is None or not matches(presented, row.secret_hash):
             raise AuthenticationError()
         if row.revoked_at is not None:
@@ -76,7 +90,7 @@ class Authenticator:
         return Principal(
             key_id=row.id,
             project_id=row.project_id,
-            role=row.role,  # type: ignore[arg-type]
+            role=row.role,
             allowed_deployments=(
                 tuple(row.allowed_deployments) if row.allowed_deployments is not None else None
             ),

@@ -124,6 +124,7 @@ async def create_one(
         check_name_free(deployment.name, served)
         check_model_served(deployment.model, served)
         made = await admin.create_deployment(session, actor=principal.actor, deployment=deployment)
+    request.app.state.deployment_lookup.forget()
     return created(made.to_dict(), f"/admin/projects/{project.id}/deployments/{made.name}")
 
 
@@ -162,16 +163,18 @@ async def update_one(
             name=name,
             **body.changes(current),
         )
+    request.app.state.deployment_lookup.forget()
     return JSONResponse(updated.to_dict())
 
 
 @router.delete("/{name}")
 async def delete_one(
-    project_id: str, name: str, principal: CurrentPrincipal, db: DatabaseDep
+    project_id: str, name: str, request: Request, principal: CurrentPrincipal, db: DatabaseDep
 ) -> JSONResponse:
     async with db.session() as session:
         project = await managed_project(session, principal=principal, project_id=project_id)
         await admin.delete_deployment(
             session, actor=principal.actor, project_id=project.id, name=name
         )
+    request.app.state.deployment_lookup.forget()
     return deleted(name, "deployment")

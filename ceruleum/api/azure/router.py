@@ -18,7 +18,7 @@ from ceruleum.api.chat.protocol import ChatCompletionRequest
 from ceruleum.api.chat.serving import create_chat_completion
 from ceruleum.api.completions.protocol import CompletionRequest
 from ceruleum.api.completions.serving import create_completion
-from ceruleum.api.deps import DatabaseDep, PoolDep, SettingsDep
+from ceruleum.api.deps import DatabaseDep, DeploymentLookupDep, PoolDep, SettingsDep
 from ceruleum.api.embeddings import EmbeddingRequest, create_embeddings
 from ceruleum.api.errors import NotFoundError
 from ceruleum.api.gating import gated, new_gate
@@ -46,7 +46,7 @@ async def chat_completions(
     deployment: str,
     request: Request,
     pool: PoolDep,
-    database: DatabaseDep,
+    deployments: DeploymentLookupDep,
     settings: SettingsDep,
 ) -> Response:
     gate = new_gate(request, route="chat.completions", operation="ChatCompletions_Create")
@@ -54,7 +54,7 @@ async def chat_completions(
     async def handle() -> Response:
         data = await _body_for(request, deployment, settings.max_body_bytes)
         body = parse_as(ChatCompletionRequest, data)
-        return await create_chat_completion(request, body, pool, database, settings, gate)
+        return await create_chat_completion(request, body, pool, deployments, settings, gate)
 
     return await gated(request, gate, handle())
 
@@ -64,7 +64,7 @@ async def completions(
     deployment: str,
     request: Request,
     pool: PoolDep,
-    database: DatabaseDep,
+    deployments: DeploymentLookupDep,
     settings: SettingsDep,
 ) -> Response:
     gate = new_gate(request, route="completions", operation="Completions_Create")
@@ -72,7 +72,7 @@ async def completions(
     async def handle() -> Response:
         data = await _body_for(request, deployment, settings.max_body_bytes)
         body = parse_as(CompletionRequest, data)
-        return await create_completion(request, body, pool, database, settings, gate)
+        return await create_completion(request, body, pool, deployments, settings, gate)
 
     return await gated(request, gate, handle())
 
@@ -82,7 +82,7 @@ async def embeddings(
     deployment: str,
     request: Request,
     pool: PoolDep,
-    database: DatabaseDep,
+    deployments: DeploymentLookupDep,
     settings: SettingsDep,
 ) -> Response:
     gate = new_gate(request, route="embeddings", operation="Embeddings_Create")
@@ -90,7 +90,7 @@ async def embeddings(
     async def handle() -> Response:
         data = await _body_for(request, deployment, settings.max_body_bytes)
         body = parse_as(EmbeddingRequest, data)
-        return await create_embeddings(body, pool, database, settings, gate)
+        return await create_embeddings(body, pool, deployments, settings, gate)
 
     return await gated(request, gate, handle())
 

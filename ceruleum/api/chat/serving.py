@@ -27,22 +27,22 @@ from ceruleum.api.generation import (
     usage,
 )
 from ceruleum.api.targets import apply_sampling_defaults, deployment_max_tokens, resolve_chat
+from ceruleum.deployments.lookup import DeploymentLookup
 from ceruleum.engine.outputs import TokenLogprob
 from ceruleum.engine.pool import ChatModel, ModelPool
 from ceruleum.gateway.gate import InferenceGate
 from ceruleum.settings import Settings
-from ceruleum.store import Database
 
 
 async def create_chat_completion(
     request: Request,
     body: ChatCompletionRequest,
     pool: ModelPool,
-    database: Database,
+    deployments: DeploymentLookup,
     settings: Settings,
     gate: InferenceGate,
 ) -> Response:
-    chat, deployment = await resolve_chat(pool, database, gate.principal, body.model)
+    chat, deployment = await resolve_chat(pool, deployments, gate.principal, body.model)
     gate.authorize(body.model)
     apply_sampling_defaults(body, deployment)
     check_n(body.n, settings)
