@@ -10,8 +10,9 @@ from fastapi.responses import Response, StreamingResponse
 
 from ceruleum.api.errors import ClientDisconnectedError, dialect_of, to_api_error
 from ceruleum.deployments import Deployment
-from ceruleum.gateway.gate import InferenceGate, requests_per_minute_for
+from ceruleum.gateway.gate import InferenceGate
 from ceruleum.gateway.principal import Principal
+from ceruleum.gateway.quota import requests_per_minute_for
 from ceruleum.settings import Settings
 
 CLIENT_CLOSED = 499
@@ -51,10 +52,9 @@ async def gated(request: Request, gate: InferenceGate, call: Awaitable[Response]
 
 def deployment_quota(deployment: Deployment | None, settings: Settings) -> tuple[int, int]:
     """(tokens per minute, requests per minute) of a deployment, or of a model used directly."""
-    tokens = settings.default_tokens_per_minute
-    requests: int | None = None
-    if deployment is not None:
-        if deployment.tokens_per_minute is not None:
-            tokens = deployment.tokens_per_minute
-        requests = deployment.requests_per_minute
+    if deployment is not None and deployment.tokens_per_minute is not None:
+        tokens = deployment.tokens_per_minute
+    else:
+        tokens = settings.default_tokens_per_minute
+    requests = deployment.effective_requests_per_minute if deployment is not None else None
     return tokens, requests if requests is not None else requests_per_minute_for(tokens)

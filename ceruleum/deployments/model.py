@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from ceruleum.deployments.errors import DeploymentLimitError, InvalidDeploymentError
+from ceruleum.gateway.quota import requests_per_minute_for
 
 NAME_MAX_LENGTH = 64
 MODEL_MAX_LENGTH = 256
 PROJECT_ID_MAX_LENGTH = 40
 # Without an explicit requests-per-minute limit, a deployment allows 6 requests per 1,000 tokens
 # per minute (Azure's ratio).
-REQUESTS_PER_THOUSAND_TOKENS = 6
 # Starts with a letter or digit so that names never look like options or hidden files.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -129,7 +129,7 @@ class Deployment:
             return self.requests_per_minute
         if self.tokens_per_minute is None:
             return None
-        return max(1, self.tokens_per_minute * REQUESTS_PER_THOUSAND_TOKENS // 1000)
+        return requests_per_minute_for(self.tokens_per_minute)
 
     @classmethod
     def new(

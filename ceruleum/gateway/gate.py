@@ -17,7 +17,13 @@ from typing import Protocol
 
 from ceruleum.gateway.errors import PermissionDeniedError, RateLimitedError
 from ceruleum.gateway.principal import Principal
-from ceruleum.gateway.quota import Admission, QuotaBackend, QuotaLimit, rate_limit_headers
+from ceruleum.gateway.quota import (
+    Admission,
+    QuotaBackend,
+    QuotaLimit,
+    rate_limit_headers,
+    requests_per_minute_for,
+)
 from ceruleum.gateway.usage import UsageEvent
 
 logger = logging.getLogger(__name__)
@@ -42,11 +48,6 @@ class MetricsSink(Protocol):
     ) -> None: ...
 
     def observe_ttft(self, *, model: str, seconds: float) -> None: ...
-
-
-def requests_per_minute_for(tokens_per_minute: int) -> int:
-    """Azure's ratio: 6 requests per minute per 1,000 tokens per minute."""
-    return max(1, tokens_per_minute * 6 // 1000)
 
 
 @dataclass(slots=True)

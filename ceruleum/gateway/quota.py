@@ -13,6 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+REQUESTS_PER_THOUSAND_TOKENS = 6  # Azure: 6 requests per minute per 1,000 tokens per minute
+
+
+def requests_per_minute_for(tokens_per_minute: int) -> int:
+    """The requests-per-minute limit Azure derives from a tokens-per-minute quota."""
+    return max(1, tokens_per_minute * REQUESTS_PER_THOUSAND_TOKENS // 1000)
+
+
 Exceeded = Literal["requests", "tokens"]
 
 

@@ -64,11 +64,6 @@ async def create_key(
     return row, new
 
 
-async def find_by_prefix(session: AsyncSession, *, prefix: str) -> ApiKey | None:
-    query = select(ApiKey).where(ApiKey.prefix == prefix)
-    return (await session.execute(query)).scalar_one_or_none()
-
-
 async def get_key(session: AsyncSession, *, key_id: str) -> ApiKey | None:
     # Not looked up unless it could be an id: Postgres refuses NUL bytes with an error.
     if not _PLAUSIBLE_ID.fullmatch(key_id):
