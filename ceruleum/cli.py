@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ceruleum.commands import deployments, keys, projects, usage
+from ceruleum.commands import blocklists, deployments, keys, projects, usage
 from ceruleum.engine.registry import builtin_names, resolve_chat_model, resolve_embedding_model
 from ceruleum.settings import load_settings
 
@@ -17,6 +17,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(deployments.app, name="deployments")
+app.add_typer(blocklists.app, name="blocklists")
 app.command("usage")(usage.show)
 
 

@@ -16,6 +16,7 @@ from ceruleum.api.azure import router as azure
 from ceruleum.api.chat import router as chat
 from ceruleum.api.completions import router as completions
 from ceruleum.api.errors import install_error_handlers
+from ceruleum.deployments.blocklist_lookup import BlocklistLookup
 from ceruleum.deployments.lookup import DeploymentLookup
 from ceruleum.engine.pool import ModelPool
 from ceruleum.gateway import MemoryQuota, QuotaBackend, RedisQuota
@@ -79,6 +80,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = database
     app.state.deployment_lookup = DeploymentLookup(database)
+    app.state.blocklist_lookup = BlocklistLookup(database)
     app.state.quota = quota
     app.state.authenticator = Authenticator(database, admin_key)
     app.state.usage = usage

@@ -34,7 +34,12 @@ from ceruleum.gateway.quota import (
 )
 from ceruleum.store.errors import (
     ApiKeyNotFoundError,
+    BlocklistExistsError,
+    BlocklistInUseError,
+    BlocklistItemNotFoundError,
+    BlocklistNotFoundError,
     InvalidFieldError,
+    LimitExceededError,
     ProjectExistsError,
     ProjectNameError,
     ProjectNotFoundError,
@@ -254,6 +259,16 @@ def _store_error(exc: StoreError) -> APIError | None:
         return InvalidRequestError(str(exc), param="name", code="invalid_value")
     if isinstance(exc, InvalidFieldError):
         return InvalidRequestError(exc.message, param=exc.param, code="invalid_value")
+    if isinstance(exc, BlocklistNotFoundError):
+        return NotFoundError(str(exc), code="BlocklistNotFound")
+    if isinstance(exc, BlocklistItemNotFoundError):
+        return NotFoundError(str(exc), code="BlocklistItemNotFound")
+    if isinstance(exc, BlocklistExistsError):
+        return ConflictError(str(exc), param="name", code="conflict")
+    if isinstance(exc, BlocklistInUseError):
+        return ConflictError(str(exc), code="conflict")
+    if isinstance(exc, LimitExceededError):
+        return InvalidRequestError(exc.message, param=exc.param, code="limit_exceeded")
     return None
 
 

@@ -11,6 +11,7 @@ from ceruleum.deployments.model import (
     Deployment,
     DeploymentChanges,
     SamplingDefaults,
+    parse_policy,
     validate_name,
 )
 from ceruleum.deployments.validation import check_model_served, check_name_free, offline_model_id
@@ -27,5 +28,6 @@ __all__ = [
     "check_model_served",
     "check_name_free",
     "offline_model_id",
+    "parse_policy",
     "validate_name",
 ]

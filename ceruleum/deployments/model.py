@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 
 from ceruleum.deployments.errors import DeploymentLimitError, InvalidDeploymentError
 from ceruleum.gateway.quota import requests_per_minute_for
+from ceruleum.safety.policy import DEFAULT_POLICY, ContentFilterPolicy, PolicyError
 
 NAME_MAX_LENGTH = 64
 MODEL_MAX_LENGTH = 256
@@ -32,6 +33,15 @@ def validate_name(name: object) -> str:
             param="name",
         )
     return name
+
+
+def parse_policy(data: object) -> ContentFilterPolicy:
+    """A content-filter policy from its wire form (None: the default), or
+    InvalidDeploymentError naming the offending field."""
+    try:
+        return ContentFilterPolicy.from_dict(data)
+    except PolicyError as exc:
+        raise InvalidDeploymentError(exc.message, param=exc.param) from None
 
 
 def _check_float(value: object, param: str, low: float, high: float) -> float | None:
@@ -86,6 +96,7 @@ class Deployment:
     max_tokens_limit: int | None = None
     tokens_per_minute: int | None = None  # None: the server's default quota applies
     requests_per_minute: int | None = None  # None: derived from tokens_per_minute
+    content_filter: ContentFilterPolicy = DEFAULT_POLICY
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -110,6 +121,10 @@ class Deployment:
                 )
         if not isinstance(self.defaults, SamplingDefaults):
             raise InvalidDeploymentError("Invalid value for 'defaults'.", param="defaults")
+        if not isinstance(self.content_filter, ContentFilterPolicy):
+            raise InvalidDeploymentError(
+                "Invalid value for 'content_filter'.", param="content_filter"
+            )
         limit = _check_positive_int(self.max_tokens_limit, "max_tokens_limit")
         _check_positive_int(self.tokens_per_minute, "tokens_per_minute")
         _check_positive_int(self.requests_per_minute, "requests_per_minute")
@@ -142,6 +157,7 @@ class Deployment:
         max_tokens_limit: int | None = None,
         tokens_per_minute: int | None = None,
         requests_per_minute: int | None = None,
+        content_filter: ContentFilterPolicy = DEFAULT_POLICY,
         now: int | None = None,
     ) -> Deployment:
         """A deployment created now (or at ``now``, unix seconds)."""
@@ -156,6 +172,7 @@ class Deployment:
             max_tokens_limit=max_tokens_limit,
             tokens_per_minute=tokens_per_minute,
             requests_per_minute=requests_per_minute,
+            content_filter=content_filter,
         )
 
     def effective_max_tokens(self, requested: int | None) -> int | None:
@@ -197,6 +214,7 @@ class Deployment:
             "max_tokens_limit": self.max_tokens_limit,
             "tokens_per_minute": self.tokens_per_minute,
             "requests_per_minute": self.requests_per_minute,
+            "content_filter": self.content_filter.to_dict(),
         }
 
 
@@ -208,3 +226,4 @@ class DeploymentChanges(TypedDict, total=False):
     max_tokens_limit: int | None
     tokens_per_minute: int | None
     requests_per_minute: int | None
+    content_filter: ContentFilterPolicy

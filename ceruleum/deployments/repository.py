@@ -23,7 +23,9 @@ from ceruleum.deployments.model import (
     DeploymentChanges,
     SamplingDefaults,
     is_valid_name,
+    parse_policy,
 )
+from ceruleum.safety.policy import DEFAULT_POLICY
 from ceruleum.store.api_keys import aware
 from ceruleum.store.tables import DeploymentRow
 
@@ -110,6 +112,8 @@ def _copy_into(row: DeploymentRow, deployment: Deployment) -> None:
     row.max_tokens_limit = deployment.max_tokens_limit
     row.tokens_per_minute = deployment.tokens_per_minute
     row.requests_per_minute = deployment.requests_per_minute
+    policy = deployment.content_filter
+    row.content_filter = None if policy == DEFAULT_POLICY else policy.to_dict()
 
 
 def deployment_from_row(row: DeploymentRow | Row[Any]) -> Deployment:
@@ -129,4 +133,5 @@ def deployment_from_row(row: DeploymentRow | Row[Any]) -> Deployment:
         max_tokens_limit=row.max_tokens_limit,
         tokens_per_minute=row.tokens_per_minute,
         requests_per_minute=row.requests_per_minute,
+        content_filter=parse_policy(row.content_filter),
     )

@@ -1,4 +1,5 @@
-"""Admin actions on projects, keys and deployments, each with its audit event.
+"""Admin actions on projects, keys and deployments, each with its audit event (blocklists:
+``admin_blocklists.py``).
 
 The REST routes and the CLI both call these, so a change and its audit record are written in
 the same transaction whichever door it came through. Who may act is decided before (the API's
@@ -14,10 +15,12 @@ from typing import Any, Unpack
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ceruleum.deployments import repository as deployments
+from ceruleum.deployments.errors import InvalidDeploymentError
 from ceruleum.deployments.model import Deployment, DeploymentChanges
 from ceruleum.gateway.keys import NewKey
 from ceruleum.gateway.principal import ROLES
-from ceruleum.store import api_keys, projects
+from ceruleum.safety.policy import Source
+from ceruleum.store import api_keys, blocklists, projects
 from ceruleum.store.api_keys import KeyChanges, key_dict
 from ceruleum.store.audit import record_audit
 from ceruleum.store.errors import InvalidFieldError, ProjectNotFoundError
@@ -150,6 +153,7 @@ async def create_deployment(
     session: AsyncSession, *, actor: str, deployment: Deployment
 ) -> Deployment:
     await require_project(session, project_id=deployment.project_id)
+    await check_blocklists_exist(session, deployment)
     created = await deployments.create_deployment(session, deployment=deployment)
     await _audit_deployment(session, actor, "deployment.create", None, created)
     return created
@@ -166,6 +170,8 @@ async def update_deployment(
     before, after = await deployments.update_deployment(
         session, project_id=project_id, name=name, **changes
     )
+    if after.content_filter != before.content_filter:
+        await check_blocklists_exist(session, after)  # raising rolls the update back
     await _audit_deployment(session, actor, "deployment.update", before, after)
     return after
 
@@ -176,6 +182,22 @@ async def delete_deployment(
     deleted = await deployments.delete_deployment(session, project_id=project_id, name=name)
     await _audit_deployment(session, actor, "deployment.delete", deleted, None)
     return deleted
+
+
+async def check_blocklists_exist(session: AsyncSession, deployment: Deployment) -> None:
+    """A policy may attach only blocklists of the deployment's own project."""
+    policy = deployment.content_filter
+    found = await blocklists.existing_names(
+        session, project_id=deployment.project_id, names=policy.blocklist_names
+    )
+    sources: tuple[Source, ...] = ("prompt", "completion")
+    for source in sources:
+        for name in policy.rules(source).blocklists:
+            if name not in found:
+                raise InvalidDeploymentError(
+                    f"The blocklist '{name}' does not exist in this project.",
+                    param=f"content_filter.{source}.blocklists",
+                )
 
 
 # --- audit -----------------------------------------------------------------------------------

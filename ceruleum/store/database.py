@@ -81,6 +81,14 @@ class Database:
         async with self.engine.connect() as connection:
             return (await connection.execute(statement)).first()
 
+    async def fetch_all(self, statement: Executable) -> list[Row[Any]]:
+        """Every row of a read-only query, by the same cheap path as ``fetch_one``."""
+        if self._sync_reader is not None:
+            with self._sync_reader.connect() as connection:
+                return list(connection.execute(statement).all())
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(statement)).all())
+
     async def close(self) -> None:
         if self._sync_reader is not None:
             self._sync_reader.dispose()

@@ -44,3 +44,43 @@ class InvalidFieldError(StoreError):
         self.message = message
         self.param = param
         super().__init__(message)
+
+
+class BlocklistNotFoundError(StoreError):
+    """No blocklist of this name in the project (another project's reads the same)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"The blocklist '{name}' does not exist.")
+
+
+class BlocklistItemNotFoundError(StoreError):
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(f"The blocklist item '{item_id}' does not exist.")
+
+
+class BlocklistExistsError(StoreError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"A blocklist named '{name}' already exists in this project.")
+
+
+class BlocklistInUseError(StoreError):
+    """A blocklist that a deployment's content-filter policy still attaches."""
+
+    def __init__(self, name: str, deployment: str) -> None:
+        self.name, self.deployment = name, deployment
+        super().__init__(
+            f"The blocklist '{name}' is attached to the deployment '{deployment}'; detach it "
+            "from that deployment's content filter first."
+        )
+
+
+class LimitExceededError(StoreError):
+    """A change would pass a per-project or per-blocklist limit."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        self.message = message
+        self.param = param
+        super().__init__(message)

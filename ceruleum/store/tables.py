@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -57,8 +66,40 @@ class DeploymentRow(Base):
     max_tokens_limit: Mapped[int | None] = mapped_column(Integer)
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    # The content-filter policy in its wire form; NULL is the default policy.
+    content_filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (UniqueConstraint("project_id", "name", name="uq_deployments_project_name"),)
+
+
+class BlocklistRow(Base):
+    """A project's custom blocklist, attached to deployments by name in their policy."""
+
+    __tablename__ = "blocklists"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # bl_...
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Changes with every item added or removed, so that a cached compiled list can tell.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_blocklists_project_name"),)
+
+
+class BlocklistItemRow(Base):
+    """A term (matched as a whole word or phrase) or a regular expression."""
+
+    __tablename__ = "blocklist_items"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # bli_...
+    blocklist_id: Mapped[str] = mapped_column(ForeignKey("blocklists.id", ondelete="CASCADE"))
+    pattern: Mapped[str] = mapped_column(String(1000))
+    is_regex: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_blocklist_items_blocklist_id", "blocklist_id"),)
 
 
 class UsageRecord(Base):

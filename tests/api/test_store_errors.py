@@ -7,7 +7,12 @@ import pytest
 from ceruleum.api.errors import error_body, to_api_error
 from ceruleum.store.errors import (
     ApiKeyNotFoundError,
+    BlocklistExistsError,
+    BlocklistInUseError,
+    BlocklistItemNotFoundError,
+    BlocklistNotFoundError,
     InvalidFieldError,
+    LimitExceededError,
     ProjectExistsError,
     ProjectNameError,
     ProjectNotFoundError,
@@ -23,6 +28,11 @@ from ceruleum.store.errors import (
         (ProjectExistsError("alpha"), 409, "name", "conflict"),
         (ProjectNameError(), 400, "name", "invalid_value"),
         (InvalidFieldError("bad", param="role"), 400, "role", "invalid_value"),
+        (BlocklistNotFoundError("words"), 404, None, "BlocklistNotFound"),
+        (BlocklistItemNotFoundError("bli_x"), 404, None, "BlocklistItemNotFound"),
+        (BlocklistExistsError("words"), 409, "name", "conflict"),
+        (BlocklistInUseError("words", "chat"), 409, None, "conflict"),
+        (LimitExceededError("too many", param="items"), 400, "items", "limit_exceeded"),
         (StoreError("internal detail"), 500, None, None),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,9 @@ from ceruleum.deployments import (
     check_model_served,
     check_name_free,
     offline_model_id,
+    parse_policy,
 )
+from ceruleum.safety.policy import DEFAULT_POLICY
 
 MODEL = "smollm2-135m-instruct"
 PROJECT = "proj_a"
@@ -27,6 +30,7 @@ def make(
     max_tokens_limit: int | None = None,
     tokens_per_minute: int | None = None,
     requests_per_minute: int | None = None,
+    content_filter: Any = DEFAULT_POLICY,
 ) -> Deployment:
     return Deployment.new(
         name,
@@ -36,6 +40,7 @@ def make(
         max_tokens_limit=max_tokens_limit,
         tokens_per_minute=tokens_per_minute,
         requests_per_minute=requests_per_minute,
+        content_filter=content_filter,
         now=1_700_000_000,
     )
 
@@ -175,8 +180,46 @@ def test_to_dict() -> None:
         "max_tokens_limit": 9,
         "tokens_per_minute": 1_000,
         "requests_per_minute": None,
+        "content_filter": DEFAULT_POLICY.to_dict(),
     }
     assert isinstance(deployment.defaults.temperature, float)
+
+
+# --- content filter --------------------------------------------------------------------------
+
+
+def test_a_deployment_has_the_default_policy_unless_given_one() -> None:
+    assert make().content_filter is DEFAULT_POLICY
+    policy = parse_policy({"prompt": {"hate": "low", "blocklists": ["words"]}})
+    shown = make(content_filter=policy).to_dict()["content_filter"]
+    assert shown["prompt"]["hate"] == "low" and shown["prompt"]["blocklists"] == ["words"]
+    assert shown["completion"] == DEFAULT_POLICY.to_dict()["completion"]
+    assert parse_policy(None) is DEFAULT_POLICY
+
+
+@pytest.mark.parametrize(
+    ("data", "param"),
+    [
+        ("strict", "content_filter"),
+        ({"prompts": {}}, "content_filter.prompts"),
+        ({"prompt": {"hate": "severe"}}, "content_filter.prompt.hate"),
+        ({"prompt": {"hate": 2}}, "content_filter.prompt.hate"),
+        ({"completion": {"jailbreak": True}}, "content_filter.completion.jailbreak"),
+        ({"prompt": {"profanity": "yes"}}, "content_filter.prompt.profanity"),
+        ({"prompt": {"blocklists": ["-bad"]}}, "content_filter.prompt.blocklists"),
+        ({"completion": {"blocklists": "words"}}, "content_filter.completion.blocklists"),
+    ],
+)
+def test_an_invalid_policy_names_its_field(data: object, param: str) -> None:
+    with pytest.raises(InvalidDeploymentError) as info:
+        parse_policy(data)
+    assert info.value.param == param
+
+
+def test_content_filter_must_be_a_policy() -> None:
+    with pytest.raises(InvalidDeploymentError) as info:
+        make(content_filter={"prompt": {}})
+    assert info.value.param == "content_filter"
 
 
 # --- binding to models -----------------------------------------------------------------------

@@ -20,6 +20,27 @@ from tests.conftest import EMBEDDING_MODEL, MODEL, ServerProcess
 pytestmark = pytest.mark.slow
 
 DEFAULT_TPM = 120_000  # the server's default_tokens_per_minute
+# Azure's default policy: medium and above filtered, jailbreak attacks blocked, no blocklists.
+DEFAULT_CONTENT_FILTER = {
+    "prompt": {
+        "hate": "medium",
+        "sexual": "medium",
+        "violence": "medium",
+        "self_harm": "medium",
+        "jailbreak": True,
+        "indirect_attack": False,
+        "profanity": False,
+        "blocklists": [],
+    },
+    "completion": {
+        "hate": "medium",
+        "sexual": "medium",
+        "violence": "medium",
+        "self_harm": "medium",
+        "profanity": False,
+        "blocklists": [],
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +111,7 @@ def test_create_get_list_patch_delete(admin: httpx.Client, deployments: str, nam
         "max_tokens_limit": 100,
         "tokens_per_minute": DEFAULT_TPM,  # omitted: the server's default, written down
         "requests_per_minute": None,  # derived: 6 per 1,000 tokens per minute
+        "content_filter": DEFAULT_CONTENT_FILTER,
     }
     assert isinstance(body["created_at"], int)
 
@@ -223,6 +245,7 @@ def test_invalid_patch_is_400_and_changes_nothing(
         ("project_id", "proj_other"),
         ("tokens_per_minute", 0),
         ("requests_per_minute", True),
+        ("content_filter", "strict"),
     ]:
         response = admin.patch(f"{deployments}/{name}", json={field: value})
         assert assert_error(response, 400, "invalid_value")["param"] == field

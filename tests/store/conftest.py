@@ -36,11 +36,10 @@ async def _drop_postgres_database(name: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty database of each kind."""
+async def blank_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database of each kind, not migrated yet."""
     if request.param == "sqlite":
         db = Database(database_url(None, tmp_path))
-        await db.migrate()
         yield db
         await db.close()
         return
@@ -49,8 +48,14 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
     db = Database(database_url(f"postgresql://postgres@127.0.0.1:5432/{name}", tmp_path))
     try:
-        await db.migrate()
         yield db
     finally:
         await db.close()
         await _drop_postgres_database(name)
+
+
+@pytest.fixture
+async def database(blank_database: Database) -> Database:
+    """A migrated, empty database of each kind."""
+    await blank_database.migrate()
+    return blank_database

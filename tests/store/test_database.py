@@ -39,8 +39,16 @@ async def test_migration_creates_every_table(database: Database) -> None:
         version = (
             await connection.execute(text("SELECT version_num FROM alembic_version"))
         ).scalar()
-    assert {"projects", "api_keys", "deployments", "usage_records", "audit_events"} <= names
-    assert version == "0001"
+    assert {
+        "projects",
+        "api_keys",
+        "deployments",
+        "usage_records",
+        "audit_events",
+        "blocklists",
+        "blocklist_items",
+    } <= names
+    assert version == "0002"
 
 
 async def test_migrating_twice_is_a_no_op(database: Database) -> None:

@@ -1,9 +1,11 @@
 """/admin/projects/{project_id}/deployments: a project's deployments (named model bindings with
-sampling defaults, an output limit and a quota), managed by its owners and the admin."""
+sampling defaults, an output limit, a quota and a content-filter policy), managed by its owners
+and the admin."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -19,6 +21,7 @@ from ceruleum.deployments import (
     SamplingDefaults,
     check_model_served,
     check_name_free,
+    parse_policy,
 )
 from ceruleum.deployments.repository import get_deployment, list_deployments
 from ceruleum.engine.pool import ModelPool
@@ -51,6 +54,8 @@ class CreateDeploymentBody(BaseModel):
     max_tokens_limit: Count | None = None
     tokens_per_minute: Count | None = None  # omitted: the server's default quota, written down
     requests_per_minute: Count | None = None  # omitted: 6 per 1,000 tokens per minute
+    # The policy's wire form, checked by parse_policy so that errors name the exact field.
+    content_filter: Any = None
 
 
 class UpdateDeploymentBody(BaseModel):
@@ -62,6 +67,7 @@ class UpdateDeploymentBody(BaseModel):
     max_tokens_limit: Count | None = None
     tokens_per_minute: Count | None = None
     requests_per_minute: Count | None = None
+    content_filter: Any = None  # replaces the whole policy; null resets it to the default
 
     def changes(self, current: Deployment) -> DeploymentChanges:
         changes: DeploymentChanges = {}
@@ -78,6 +84,8 @@ class UpdateDeploymentBody(BaseModel):
             changes["tokens_per_minute"] = self.tokens_per_minute
         if "requests_per_minute" in given:
             changes["requests_per_minute"] = self.requests_per_minute
+        if "content_filter" in given:
+            changes["content_filter"] = parse_policy(self.content_filter)
         return changes
 
 
@@ -119,6 +127,7 @@ async def create_one(
                 else body.tokens_per_minute
             ),
             requests_per_minute=body.requests_per_minute,
+            content_filter=parse_policy(body.content_filter),
         )
         served = served_model_ids(pool)
         check_name_free(deployment.name, served)
