@@ -45,6 +45,7 @@ def serve(
     import uvicorn
 
     from ceruleum.gateway.auth import AdminKeyRefusedError
+    from ceruleum.safety.service import ContentFilterRefusedError, UnknownAnalyzerError
     from ceruleum.server import build_app
 
     settings = load_settings(
@@ -59,7 +60,7 @@ def serve(
     )
     try:
         app_ = build_app(settings)
-    except AdminKeyRefusedError as exc:
+    except (AdminKeyRefusedError, ContentFilterRefusedError, UnknownAnalyzerError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     uvicorn.run(

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from ceruleum import __version__
-from ceruleum.api import admin, admin_usage, embeddings, health, models
+from ceruleum.api import admin, admin_usage, embeddings, health, models, moderations
 from ceruleum.api import metrics as metrics_api
 from ceruleum.api.azure import router as azure
 from ceruleum.api.chat import router as chat
@@ -23,6 +23,7 @@ from ceruleum.gateway import MemoryQuota, QuotaBackend, RedisQuota
 from ceruleum.gateway.auth import Authenticator, authenticate, resolve_admin_key
 from ceruleum.gateway.metrics import Metrics
 from ceruleum.gateway.usage import UsageRecorder
+from ceruleum.safety.service import build_content_filter, check_filter_switch
 from ceruleum.settings import Settings
 from ceruleum.store import Database, database_url
 
@@ -37,6 +38,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
         dev_mode=settings.dev_mode,
         gateway_enabled=settings.gateway_enabled,
     )
+    check_filter_switch(enabled=settings.content_filter_enabled, dev_mode=settings.dev_mode)
     database = Database(database_url(settings.database_url, settings.data_dir))
     quota: QuotaBackend = RedisQuota(settings.redis_url) if settings.redis_url else MemoryQuota()
     usage = UsageRecorder(database)  # requests queue usage; a background task writes it
@@ -81,6 +83,13 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
     app.state.db = database
     app.state.deployment_lookup = DeploymentLookup(database)
     app.state.blocklist_lookup = BlocklistLookup(database)
+    # Built here so that an unknown analyzer name stops the server before it binds; the
+    # classifier itself loads on a background thread.
+    app.state.content_filter = (
+        build_content_filter(settings.content_filter_analyzers)
+        if settings.content_filter_enabled
+        else None
+    )
     app.state.quota = quota
     app.state.authenticator = Authenticator(database, admin_key)
     app.state.usage = usage
@@ -104,7 +113,13 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
     app.include_router(metrics_api.router, dependencies=secured)
     # The OpenAI API, also at Azure's v1 base (/openai/v1), where `model` names a deployment.
     for prefix in ("/v1", "/openai/v1"):
-        for router in (models.router, chat.router, completions.router, embeddings.router):
+        for router in (
+            models.router,
+            chat.router,
+            completions.router,
+            embeddings.router,
+            moderations.router,
+        ):
             app.include_router(router, prefix=prefix, dependencies=secured)
     app.include_router(azure.router, dependencies=secured)
     return app

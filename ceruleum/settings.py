@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     # Auth, quotas and metering on every request. Off only for benchmarks, in development mode.
     gateway_enabled: bool = True
+    # Content filtering (Azure's Responsible AI filters) on every prompt and completion. Off
+    # only for benchmarks, in development mode.
+    content_filter_enabled: bool = True
+    # Analyzers by name: the built-ins, or plugins registered under `ceruleum.safety_analyzers`.
+    content_filter_analyzers: list[str] = Field(
+        default_factory=lambda: ["classifier", "profanity", "blocklists"]
+    )
+    # Streamed text is released after each check of about this many characters.
+    content_filter_stream_chars: int = Field(default=120, ge=1)
     # A served model used directly (not through a named deployment) gets this quota.
     default_tokens_per_minute: int = 120_000
     # Browser origins allowed to call the API (never "*": keys travel in headers).

@@ -81,6 +81,9 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.headers = headers or {}
+        # Fields beyond OpenAI's four, in every dialect / in Azure's only (e.g. `innererror`).
+        self.extra: dict[str, Any] = {}
+        self.azure_extra: dict[str, Any] = {}
 
 
 class InvalidRequestError(APIError):
@@ -140,9 +143,11 @@ def error_body(error: APIError, dialect: Dialect = "openai") -> dict[str, Any]:
         "param": error.param,
         "code": error.code,
     }
+    body.update(error.extra)
     if dialect == "azure":
         # Azure always names a code; where OpenAI has none it uses the status.
         body["code"] = error.code or str(error.status_code)
+        body.update(error.azure_extra)
     return {"error": body}
 
 

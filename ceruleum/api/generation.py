@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -132,51 +133,84 @@ class ChoiceState:
             self.finish_reason = output.finish_reason
 
 
-async def run_choices(
-    engine: AsyncEngine,
-    request_id: str,
-    prompts: list[list[int]],
-    params: list[SamplingParams],
-) -> AsyncIterator[tuple[int, SequenceOutput]]:
-    """Run one sequence per (prompt, params) pair concurrently; yield (choice index, output) as
-    they arrive. Leaving early (or a failure) aborts every sequence still running."""
-    if len(prompts) == 1:
-        async for output in engine.generate(f"{request_id}-0", prompts[0], params[0]):
-            yield 0, output
-        return
-    queue: asyncio.Queue[tuple[int, SequenceOutput] | BaseException | None] = asyncio.Queue()
+class ChoiceRun:
+    """One sequence per (prompt, params) pair, run concurrently: iterate for (choice index,
+    output) as they arrive. `stop(i)` ends one choice early (its sequence is aborted and its
+    further outputs dropped); leaving the iteration early, or a failure, aborts them all."""
 
-    async def pump(index: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        request_id: str,
+        prompts: list[list[int]],
+        params: list[SamplingParams],
+    ) -> None:
+        self._engine, self._request_id = engine, request_id
+        self._prompts, self._params = prompts, params
+        self._stopped: set[int] = set()
+        self._done: set[int] = set()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._queue: asyncio.Queue[tuple[int, SequenceOutput | None] | BaseException] = (
+            asyncio.Queue()
+        )
+        self._iterator = self._iterate()
+
+    def __aiter__(self) -> AsyncIterator[tuple[int, SequenceOutput]]:
+        return self._iterator
+
+    async def aclose(self) -> None:
+        await self._iterator.aclose()
+
+    def stop(self, index: int) -> None:
+        self._stopped.add(index)
+        task = self._tasks.get(index)
+        if task is not None and not task.done():
+            task.cancel()  # its generate() aborts the sequence on the way out
+        if index not in self._done:
+            self._queue.put_nowait((index, None))
+
+    def _sequence(self, index: int) -> AsyncGenerator[SequenceOutput]:
+        return self._engine.generate(
+            f"{self._request_id}-{index}", self._prompts[index], self._params[index]
+        )
+
+    async def _iterate(self) -> AsyncGenerator[tuple[int, SequenceOutput]]:
+        if len(self._prompts) == 1:  # the common case, without tasks or a queue
+            async with contextlib.aclosing(self._sequence(0)) as outputs:
+                async for output in outputs:
+                    yield 0, output
+                    if self._stopped:
+                        return
+            return
+        self._tasks = {i: asyncio.create_task(self._pump(i)) for i in range(len(self._prompts))}
         try:
-            async for output in engine.generate(
-                f"{request_id}-{index}", prompts[index], params[index]
-            ):
-                queue.put_nowait((index, output))
-            queue.put_nowait(None)
+            while len(self._done) < len(self._prompts):
+                item = await self._queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                index, maybe = item
+                if maybe is None:
+                    self._done.add(index)
+                elif index not in self._stopped:
+                    yield index, maybe
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _pump(self, index: int) -> None:
+        try:
+            async for output in self._sequence(index):
+                self._queue.put_nowait((index, output))
+            self._queue.put_nowait((index, None))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            queue.put_nowait(exc)
-
-    tasks = [asyncio.create_task(pump(i)) for i in range(len(prompts))]
-    remaining = len(tasks)
-    try:
-        while remaining:
-            item = await queue.get()
-            if item is None:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            self._queue.put_nowait(exc)
 
 
 async def collect_choices(
-    request: Request, stream: AsyncIterator[tuple[int, SequenceOutput]], count: int
+    request: Request, stream: AsyncIterable[tuple[int, SequenceOutput]], count: int
 ) -> list[ChoiceState]:
     """Gather a whole reply, aborting the work if the client goes away meanwhile."""
     choices = [ChoiceState(i) for i in range(count)]

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from ceruleum.engine.core import EngineCore
@@ -143,7 +143,7 @@ class AsyncEngine:
 
     async def generate(
         self, request_id: str, prompt_tokens: list[int], params: SamplingParams
-    ) -> AsyncIterator[SequenceOutput]:
+    ) -> AsyncGenerator[SequenceOutput]:
         """Stream the outputs of one sequence. Leaving the iteration early aborts it."""
         if not self.alive:
             raise EngineDeadError("the engine is not running")

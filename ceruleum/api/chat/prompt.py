@@ -8,6 +8,17 @@ from ceruleum.api.chat.protocol import ChatMessage
 from ceruleum.api.chat.tools import CALL_OPEN, ToolPlan, render_tool_calls, tools_system_prompt
 from ceruleum.api.errors import InvalidRequestError
 from ceruleum.engine.pool import ChatModel
+from ceruleum.safety.analyzers import Role, Segment
+
+# Tool results and function outputs are content from elsewhere: where indirect attacks hide.
+_SEGMENT_ROLES: dict[str, Role] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "document",
+    "function": "document",
+}
 
 
 def template_messages(messages: list[ChatMessage], plan: ToolPlan) -> list[dict[str, Any]]:
@@ -55,6 +66,16 @@ def _text_content(message: ChatMessage, index: int) -> str:
             )
         texts.append(part.text)
     return "\n".join(texts)
+
+
+def prompt_segments(messages: list[ChatMessage]) -> list[Segment]:
+    """The prompt as the content filter reads it: each message's text with who wrote it."""
+    rendered = template_messages(messages, ToolPlan("none"))
+    return [
+        Segment(entry["content"], _SEGMENT_ROLES[message.role])
+        for message, entry in zip(messages, rendered, strict=True)
+        if entry["content"]
+    ]
 
 
 def chat_prompt_tokens(chat: ChatModel, messages: list[ChatMessage], plan: ToolPlan) -> list[int]:

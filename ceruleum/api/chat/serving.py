@@ -10,22 +10,24 @@ from fastapi.responses import JSONResponse, Response
 
 from ceruleum.api import sse
 from ceruleum.api.chat.choices import ChoiceStream, final_message
-from ceruleum.api.chat.prompt import chat_prompt_tokens
+from ceruleum.api.chat.prompt import chat_prompt_tokens, prompt_segments
 from ceruleum.api.chat.protocol import ChatCompletionRequest
 from ceruleum.api.chat.structured import response_format_grammar
 from ceruleum.api.chat.tools import ToolPlan, plan_tools
 from ceruleum.api.errors import InvalidRequestError, to_api_error
+from ceruleum.api.filtering import RequestFilter, request_filter
 from ceruleum.api.gating import CLIENT_CLOSED, deployment_quota
 from ceruleum.api.generation import (
+    ChoiceRun,
     build_sampling_params,
     check_n,
     collect_choices,
     new_id,
     now,
     resolve_max_tokens,
-    run_choices,
     usage,
 )
+from ceruleum.api.stream_filter import StreamFilter
 from ceruleum.api.targets import apply_sampling_defaults, deployment_max_tokens, resolve_chat
 from ceruleum.deployments.lookup import DeploymentLookup
 from ceruleum.engine.outputs import TokenLogprob
@@ -91,35 +93,74 @@ async def create_chat_completion(
         tokens_per_minute=tokens_per_minute,
         requests_per_minute=requests_per_minute,
     )
+    filtering = await request_filter(request, gate.principal, deployment)
+    gate.count(prompt_tokens=len(prompt), completion_tokens=0)  # also if the prompt is refused
+    prompt_results = await filtering.check_prompts([prompt_segments(body.messages)])
     reply = _Reply(new_id("chatcmpl"), now(), chat.spec.id, chat, plan)
-    outputs = run_choices(chat.engine, reply.id, [prompt] * body.n, params)
+    outputs = ChoiceRun(chat.engine, reply.id, [prompt] * body.n, params)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return sse.sse_response(reply.stream(outputs, body.n, len(prompt), include_usage, gate))
+        censor = StreamFilter(
+            filtering,
+            body.n,
+            chunk_chars=settings.content_filter_stream_chars,
+            terminal=_filtered_choice,
+        )
+        return sse.sse_response(
+            reply.stream(outputs, body.n, len(prompt), include_usage, gate, prompt_results, censor)
+        )
     choices = await collect_choices(request, outputs, body.n)
     gate.count(
         prompt_tokens=len(prompt), completion_tokens=sum(c.completion_tokens for c in choices)
     )
     finals = [final_message(c.text, c.finish_reason, plan) for c in choices]
-    return JSONResponse(
+    objects = [
         {
-            "id": reply.id,
-            "object": "chat.completion",
-            "created": reply.created,
-            "model": reply.model,
-            "choices": [
-                {
-                    "index": c.index,
-                    "message": message,
-                    "logprobs": _logprobs(c.logprobs) if body.logprobs else None,
-                    "finish_reason": finish_reason,
-                }
-                for c, (message, finish_reason) in zip(choices, finals, strict=True)
-            ],
-            "usage": usage(len(prompt), sum(c.completion_tokens for c in choices)),
-            "system_fingerprint": chat.system_fingerprint,
+            "index": c.index,
+            "message": message,
+            "logprobs": _logprobs(c.logprobs) if body.logprobs else None,
+            "finish_reason": finish_reason,
         }
-    )
+        for c, (message, finish_reason) in zip(choices, finals, strict=True)
+    ]
+    await _filter_choices(filtering, objects, [c.text for c in choices])
+    reply_body: dict[str, Any] = {
+        "id": reply.id,
+        "object": "chat.completion",
+        "created": reply.created,
+        "model": reply.model,
+        "choices": objects,
+        "usage": usage(len(prompt), sum(c.completion_tokens for c in choices)),
+        "system_fingerprint": chat.system_fingerprint,
+    }
+    if filtering.enabled:
+        reply_body["prompt_filter_results"] = prompt_results
+    return JSONResponse(reply_body)
+
+
+async def _filter_choices(
+    filtering: RequestFilter, objects: list[dict[str, Any]], texts: list[str]
+) -> None:
+    """Annotate each choice; a filtered one keeps none of its text (only that choice, n > 1)."""
+    verdicts = await filtering.check_completions(texts)
+    if verdicts is None:
+        return
+    for choice, verdict in zip(objects, verdicts, strict=True):
+        choice["content_filter_results"] = verdict.annotation()
+        if verdict.filtered:
+            choice["message"] = {"role": "assistant", "content": None, "refusal": None}
+            choice["logprobs"] = None
+            choice["finish_reason"] = "content_filter"
+
+
+def _filtered_choice(index: int, annotation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "index": index,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "content_filter",
+        "content_filter_results": annotation,
+    }
 
 
 class _Reply:
@@ -146,17 +187,21 @@ class _Reply:
 
     async def stream(
         self,
-        outputs: AsyncIterator[Any],
+        outputs: ChoiceRun,
         n: int,
         prompt_tokens: int,
         include_usage: bool,
         gate: InferenceGate,
+        prompt_results: list[dict[str, Any]],
+        censor: StreamFilter,
     ) -> AsyncIterator[bytes]:
         self.include_usage_field = include_usage
         completion_tokens = [0] * n
         streams = [ChoiceStream(self.plan) for _ in range(n)]
         status = CLIENT_CLOSED  # unless the stream gets to its end
         try:
+            if prompt_results:  # Azure: the first chunk has no choices, only the prompt's results
+                yield self.chunk([], prompt_filter_results=prompt_results)
             for index in range(n):
                 yield self.chunk([_choice(index, {"role": "assistant", "content": ""})])
             async for index, output in outputs:
@@ -167,14 +212,22 @@ class _Reply:
                 deltas = streams[index].feed(output.text) if output.text else []
                 if logprobs is not None and not deltas:
                     deltas = [{"content": ""}]
+                held = []
                 for delta in deltas:
-                    yield self.chunk([_choice(index, delta, logprobs=logprobs)])
+                    held.append(_choice(index, delta, logprobs=logprobs))
                     logprobs = None
-                if output.finish_reason is not None:
-                    closing, reason = streams[index].finish(output.finish_reason)
-                    for delta in closing:
-                        yield self.chunk([_choice(index, delta)])
-                    yield self.chunk([_choice(index, {}, finish_reason=reason)])
+                finished = output.finish_reason is not None
+                if finished:
+                    closing, reason = streams[index].finish(output.finish_reason or "stop")
+                    held.extend(_choice(index, delta) for delta in closing)
+                    held.append(_choice(index, {}, finish_reason=reason))
+                censor.hold(index, held, output.text)
+                if censor.due(index, finished):
+                    released, filtered = await censor.release(index)
+                    for choice in released:
+                        yield self.chunk([choice])
+                    if filtered:
+                        outputs.stop(index)
             if include_usage:
                 yield self.chunk([], usage=usage(prompt_tokens, sum(completion_tokens)))
             status = 200
@@ -182,7 +235,8 @@ class _Reply:
             status = to_api_error(exc).status_code
             yield sse.error_event(exc)
         finally:
-            gate.finish(status)
+            gate.finish(status)  # first: a cancelled stream may not complete another await
+            await outputs.aclose()
         yield sse.DONE
 
 

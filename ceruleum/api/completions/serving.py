@@ -12,22 +12,25 @@ from ceruleum.api import sse
 from ceruleum.api.completions.prompt import completion_prompts
 from ceruleum.api.completions.protocol import CompletionRequest
 from ceruleum.api.errors import InvalidRequestError, to_api_error
+from ceruleum.api.filtering import RequestFilter, request_filter
 from ceruleum.api.gating import CLIENT_CLOSED, deployment_quota
 from ceruleum.api.generation import (
+    ChoiceRun,
     build_sampling_params,
     check_n,
     collect_choices,
     new_id,
     now,
     resolve_max_tokens,
-    run_choices,
     usage,
 )
+from ceruleum.api.stream_filter import StreamFilter
 from ceruleum.api.targets import apply_sampling_defaults, deployment_max_tokens, resolve_chat
 from ceruleum.deployments.lookup import DeploymentLookup
-from ceruleum.engine.outputs import SequenceOutput, TokenLogprob
+from ceruleum.engine.outputs import TokenLogprob
 from ceruleum.engine.pool import ChatModel, ModelPool
 from ceruleum.gateway.gate import InferenceGate
+from ceruleum.safety.analyzers import Segment
 from ceruleum.settings import Settings
 
 _DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
@@ -92,11 +95,22 @@ async def create_completion(
         tokens_per_minute=tokens_per_minute,
         requests_per_minute=requests_per_minute,
     )
+    filtering = await request_filter(request, gate.principal, deployment)
+    gate.count(prompt_tokens=prompt_tokens, completion_tokens=0)  # also if a prompt is refused
+    prompt_results = await filtering.check_prompts(
+        [[Segment(text, "user") for text in (p.echo_text, body.suffix) if text] for p in prompts]
+    )
     reply_id, created = new_id("cmpl"), now()
-    outputs = run_choices(chat.engine, reply_id, token_lists, params)
+    outputs = ChoiceRun(chat.engine, reply_id, token_lists, params)
     echo_texts = [prompts[i // body.n].echo_text if body.echo else "" for i in range(len(params))]
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        censor = StreamFilter(
+            filtering,
+            len(params),
+            chunk_chars=settings.content_filter_stream_chars,
+            terminal=_filtered_choice,
+        )
         frames = _stream(
             reply_id,
             created,
@@ -107,31 +121,61 @@ async def create_completion(
             prompt_tokens,
             include_usage,
             gate,
+            prompt_results,
+            censor,
         )
         return sse.sse_response(frames)
     choices = await collect_choices(request, outputs, len(params))
     gate.count(
         prompt_tokens=prompt_tokens, completion_tokens=sum(c.completion_tokens for c in choices)
     )
-    return JSONResponse(
+    objects = [
         {
-            "id": reply_id,
-            "object": "text_completion",
-            "created": created,
-            "model": chat.spec.id,
-            "choices": [
-                {
-                    "index": c.index,
-                    "text": echo_texts[c.index] + c.text,
-                    "logprobs": _logprobs(c.logprobs, 0) if body.logprobs is not None else None,
-                    "finish_reason": c.finish_reason,
-                }
-                for c in choices
-            ],
-            "usage": usage(prompt_tokens, sum(c.completion_tokens for c in choices)),
-            "system_fingerprint": chat.system_fingerprint,
+            "index": c.index,
+            "text": echo_texts[c.index] + c.text,
+            "logprobs": _logprobs(c.logprobs, 0) if body.logprobs is not None else None,
+            "finish_reason": c.finish_reason,
         }
-    )
+        for c in choices
+    ]
+    await _filter_choices(filtering, objects, [c.text for c in choices])
+    reply: dict[str, Any] = {
+        "id": reply_id,
+        "object": "text_completion",
+        "created": created,
+        "model": chat.spec.id,
+        "choices": objects,
+        "usage": usage(prompt_tokens, sum(c.completion_tokens for c in choices)),
+        "system_fingerprint": chat.system_fingerprint,
+    }
+    if filtering.enabled:
+        reply["prompt_filter_results"] = prompt_results
+    return JSONResponse(reply)
+
+
+async def _filter_choices(
+    filtering: RequestFilter, objects: list[dict[str, Any]], texts: list[str]
+) -> None:
+    """Annotate each choice; a filtered one keeps none of its text (only that choice, n > 1)."""
+    verdicts = await filtering.check_completions(texts)
+    if verdicts is None:
+        return
+    for choice, verdict in zip(objects, verdicts, strict=True):
+        choice["content_filter_results"] = verdict.annotation()
+        if verdict.filtered:
+            choice["text"] = ""
+            choice["logprobs"] = None
+            choice["finish_reason"] = "content_filter"
+
+
+def _filtered_choice(index: int, annotation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "index": index,
+        "text": "",
+        "logprobs": None,
+        "finish_reason": "content_filter",
+        "content_filter_results": annotation,
+    }
 
 
 async def _stream(
@@ -139,11 +183,13 @@ async def _stream(
     created: int,
     model: str,
     chat: ChatModel,
-    outputs: AsyncIterator[tuple[int, SequenceOutput]],
+    outputs: ChoiceRun,
     echo_texts: list[str],
     prompt_tokens: int,
     include_usage: bool,
     gate: InferenceGate,
+    prompt_results: list[dict[str, Any]],
+    censor: StreamFilter,
 ) -> AsyncIterator[bytes]:
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         payload: dict[str, Any] = {
@@ -163,6 +209,8 @@ async def _stream(
     text_offsets = [len(t) for t in echo_texts]
     status = CLIENT_CLOSED  # unless the stream gets to its end
     try:
+        if prompt_results:  # Azure: the first chunk has no choices, only the prompts' results
+            yield chunk([], prompt_filter_results=prompt_results)
         for index, text in enumerate(echo_texts):
             if text:
                 yield chunk([_choice(index, text)])
@@ -174,8 +222,17 @@ async def _stream(
             if output.logprobs is not None:
                 logprobs = _logprobs(output.logprobs, text_offsets[index])
                 text_offsets[index] += sum(len(e.token) for e in output.logprobs)
-            if output.text or logprobs is not None or output.finish_reason is not None:
-                yield chunk([_choice(index, output.text, logprobs, output.finish_reason)])
+            finished = output.finish_reason is not None
+            held = []
+            if output.text or logprobs is not None or finished:
+                held.append(_choice(index, output.text, logprobs, output.finish_reason))
+            censor.hold(index, held, output.text)
+            if censor.due(index, finished):
+                released, filtered = await censor.release(index)
+                for choice in released:
+                    yield chunk([choice])
+                if filtered:
+                    outputs.stop(index)
         if include_usage:
             yield chunk([], usage=usage(prompt_tokens, sum(completion_tokens)))
         status = 200
@@ -183,7 +240,8 @@ async def _stream(
         status = to_api_error(exc).status_code
         yield sse.error_event(exc)
     finally:
-        gate.finish(status)
+        gate.finish(status)  # first: a cancelled stream may not complete another await
+        await outputs.aclose()
     yield sse.DONE
 
 

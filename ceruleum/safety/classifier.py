@@ -1,0 +1,182 @@
+"""The trained content classifier: harm categories with severities, and attack detectors.
+
+Every head is a logistic regression over an embedding and hashed n-grams (`features.py`): the
+categories are ordinal, one head per level ("violence ≥ low", "≥ medium", "≥ high"), and a text
+gets the highest level whose head clears its threshold; the detectors (jailbreak, indirect attack)
+are one head each.
+
+Two stages of the same heads run as a cascade. The fast stage reads static MiniLM embeddings
+(distilled from the bundled all-MiniLM-L6-v2, microseconds a text); a text on which any fast head
+comes near firing is read again by the full stage (the MiniLM transformer itself, ~10 ms a short
+text on two cores), whose verdict is final. Ordinary traffic is thus decided by the fast stage
+and everything that looks risky by the better one. Weights, thresholds and the escalation bound
+are written by `ceruleum.safety.training.train` (see docs/safety.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from ceruleum.safety.categories import CATEGORIES, Severity
+from ceruleum.safety.features import HASH_FEATURES, lexical_features, windows
+
+LEVELS = (Severity.LOW, Severity.MEDIUM, Severity.HIGH)
+DETECTORS = ("jailbreak", "indirect_attack")
+MODEL_FILE = "content-v1.npz"
+STAGES = ("fast", "full")
+Array = npt.NDArray[np.float32]
+
+
+def head_names() -> list[str]:
+    """The output heads, in the weight matrices' column order."""
+    names = [f"{c}>={level.wire}" for c in CATEGORIES for level in LEVELS]
+    return [*names, *DETECTORS]
+
+
+def models_dir() -> Path:
+    return Path(str(resources.files("ceruleum.safety") / "models"))
+
+
+class Encoder(Protocol):
+    def embed(self, texts: Sequence[str]) -> Array: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageWeights:
+    dense: Array  # (embedding dims, heads)
+    lexical: sp.csr_matrix  # (2 * HASH_FEATURES, heads), only the rows training touched
+    bias: Array  # (heads,)
+    thresholds: Array  # (heads,)
+
+    def logits(self, embeddings: Array, lexical: sp.csr_matrix) -> Array:
+        sparse_part = (lexical @ self.lexical).toarray()
+        out: Array = embeddings @ self.dense + sparse_part + self.bias
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierWeights:
+    stages: dict[str, StageWeights]
+    escalate_at: float  # a fast-stage probability from which the full stage decides
+    heads: list[str]
+    metadata: dict[str, Any]
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {}
+        for name, stage in self.stages.items():
+            rows = np.unique(stage.lexical.nonzero()[0]).astype(np.int32)
+            arrays[f"{name}_dense"] = stage.dense.astype(np.float32)
+            arrays[f"{name}_lexical_rows"] = rows
+            arrays[f"{name}_lexical_values"] = stage.lexical[rows].toarray().astype(np.float16)
+            arrays[f"{name}_bias"] = stage.bias.astype(np.float32)
+            arrays[f"{name}_thresholds"] = stage.thresholds.astype(np.float32)
+        meta = {**self.metadata, "heads": self.heads, "escalate_at": self.escalate_at}
+        np.savez_compressed(path, metadata=np.array(json.dumps(meta)), **arrays)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> ClassifierWeights:
+        """The given file, or the model shipped with the package."""
+        with np.load(path or models_dir() / MODEL_FILE) as data:
+            metadata = json.loads(str(data["metadata"]))
+            heads = list(metadata.pop("heads"))
+            escalate_at = float(metadata.pop("escalate_at"))
+            stages = {}
+            for name in STAGES:
+                rows = data[f"{name}_lexical_rows"]
+                values = data[f"{name}_lexical_values"].astype(np.float32)
+                columns = np.tile(np.arange(len(heads)), len(rows))
+                lexical = sp.csr_matrix(
+                    (values.ravel(), (np.repeat(rows, len(heads)), columns)),
+                    shape=(2 * HASH_FEATURES, len(heads)),
+                )
+                stages[name] = StageWeights(
+                    dense=data[f"{name}_dense"],
+                    lexical=lexical,
+                    bias=data[f"{name}_bias"],
+                    thresholds=data[f"{name}_thresholds"],
+                )
+        return cls(stages=stages, escalate_at=escalate_at, heads=heads, metadata=metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """One text's head probabilities and what they mean."""
+
+    probabilities: dict[str, float]
+    severities: dict[str, Severity]
+    detected: dict[str, bool]
+    stage: str  # which stage decided
+
+
+def _sigmoid(logits: Array) -> Array:
+    out: Array = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    return out
+
+
+class ContentClassifier:
+    def __init__(self, encoders: dict[str, Encoder], weights: ClassifierWeights) -> None:
+        if weights.heads != head_names():
+            raise ValueError("the classifier file does not match this version's heads")
+        self._encoders = encoders
+        self._weights = weights
+        self._column = {name: i for i, name in enumerate(weights.heads)}
+
+    def stage_probabilities(self, stage: str, texts: Sequence[str]) -> Array:
+        """(texts, heads) probabilities of one stage; a long text scores as its worst window."""
+        pieces: list[str] = []
+        owner: list[int] = []
+        for index, text in enumerate(texts):
+            for window in windows(text):
+                pieces.append(window)
+                owner.append(index)
+        heads = len(self._weights.heads)
+        out = np.zeros((len(texts), heads), dtype=np.float32)
+        if pieces:
+            weights = self._weights.stages[stage]
+            embeddings = self._encoders[stage].embed(pieces)
+            per_window = _sigmoid(weights.logits(embeddings, lexical_features(pieces)))
+            np.maximum.at(out, np.asarray(owner), per_window)
+        return out
+
+    def classify(self, texts: Sequence[str]) -> list[Scores]:
+        probabilities = self.stage_probabilities("fast", texts)
+        stages = ["fast"] * len(texts)
+        risky = [i for i, row in enumerate(probabilities) if row.max() >= self._weights.escalate_at]
+        if risky:
+            full = self.stage_probabilities("full", [texts[i] for i in risky])
+            probabilities[risky] = full
+            for i in risky:
+                stages[i] = "full"
+        return [self._scores(row, stage) for row, stage in zip(probabilities, stages, strict=True)]
+
+    def _scores(self, row: Array, stage: str) -> Scores:
+        # A text the fast stage keeps is one on which no head came near firing: it is safe.
+        hits = row >= self._weights.stages[stage].thresholds
+        if stage == "fast":
+            hits[:] = False
+        severities = {}
+        for category in CATEGORIES:
+            low, medium, high = (hits[self._column[f"{category}>={lv.wire}"]] for lv in LEVELS)
+            # Ordinal and consistent: "high" needs the "medium" head too, so a stricter-policy
+            # head alone never filters at a default policy.
+            severity = Severity.SAFE
+            if low or medium:
+                severity = Severity.LOW
+            if medium:
+                severity = Severity.HIGH if high else Severity.MEDIUM
+            severities[category] = severity
+        return Scores(
+            probabilities={h: float(p) for h, p in zip(self._weights.heads, row, strict=True)},
+            severities=severities,
+            detected={d: bool(hits[self._column[d]]) for d in DETECTORS},
+            stage=stage,
+        )

@@ -1,0 +1,64 @@
+"""The features every content classifier sees: a MiniLM sentence embedding (meaning) beside
+hashed character and word n-grams (spelling: slurs, leetspeak, jailbreak boilerplate).
+
+Training (`ceruleum.safety.training`) and serving use this one module, so both compute exactly
+the same features.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+
+HASH_FEATURES = 2**18
+# A text is scored as its worst window: long windows keep the context a jailbreak needs (MiniLM
+# reads at most 256 word pieces), short ones keep one harmful sentence from being drowned out
+# by the harmless text around it.
+LONG_WINDOW = (128, 32)  # words, overlap
+SHORT_WINDOW = (32, 8)
+_WORDS = re.compile(r"\S+")
+
+_chars = HashingVectorizer(
+    analyzer="char_wb",
+    ngram_range=(3, 5),
+    n_features=HASH_FEATURES,
+    alternate_sign=False,
+    norm="l2",
+    lowercase=True,
+)
+_words = HashingVectorizer(
+    analyzer="word",
+    ngram_range=(1, 2),
+    n_features=HASH_FEATURES,
+    alternate_sign=False,
+    norm="l2",
+    lowercase=True,
+    token_pattern=r"(?u)\b\w+\b",
+)
+
+
+def lexical_features(texts: Sequence[str]) -> sp.csr_matrix:
+    """Hashed n-grams: characters in the first HASH_FEATURES columns, words in the next."""
+    return sp.hstack([_chars.transform(texts), _words.transform(texts)], format="csr")
+
+
+def _spans(count: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    if count <= size:
+        return [(0, count)]
+    step = size - overlap
+    return [(i, min(i + size, count)) for i in range(0, count - overlap, step)]
+
+
+def windows(text: str) -> list[str]:
+    """The windows a text is scored by: the text itself when it is short."""
+    words = [m.span() for m in _WORDS.finditer(text)]
+    if len(words) <= SHORT_WINDOW[0]:
+        return [text]
+    out = []
+    for size, overlap in (LONG_WINDOW, SHORT_WINDOW):
+        for first, last in _spans(len(words), size, overlap):
+            out.append(text[words[first][0] : words[last - 1][1]])
+    return out

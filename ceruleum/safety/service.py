@@ -1,0 +1,91 @@
+"""Building the server's content filter: the analyzers named in settings, the classifier
+loaded in the background so that the server is ready before the transformer stage is."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from ceruleum.safety.analyzers import (
+    Analyzer,
+    AnalyzerFactory,
+    BlocklistAnalyzer,
+    ClassifierAnalyzer,
+    ProfanityAnalyzer,
+    plugin_factories,
+)
+from ceruleum.safety.classifier import ClassifierWeights, ContentClassifier, Encoder
+from ceruleum.safety.filter import ContentFilter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ANALYZERS = ("classifier", "profanity", "blocklists")
+
+
+class UnknownAnalyzerError(ValueError):
+    pass
+
+
+class ContentFilterRefusedError(Exception):
+    """Filtering may be switched off only in development mode (benchmarks)."""
+
+
+def check_filter_switch(*, enabled: bool, dev_mode: bool) -> None:
+    if not enabled and not dev_mode:
+        raise ContentFilterRefusedError(
+            "Refusing to start: content filtering can only be switched off in development "
+            "mode. To filter less, give deployments a policy with higher thresholds or 'off' "
+            "(annotate only) for some categories."
+        )
+
+
+class ClassifierLoader:
+    """Loads the classifier once, on a background thread; `get` waits for it."""
+
+    def __init__(self) -> None:
+        self._classifier: ContentClassifier | None = None
+        self._error: BaseException | None = None
+        self._loaded = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="ceruleum-safety-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            from ceruleum.safety.encoder import StaticEncoder, TransformerEncoder
+
+            encoders: dict[str, Encoder] = {"fast": StaticEncoder(), "full": TransformerEncoder()}
+            self._classifier = ContentClassifier(encoders, ClassifierWeights.load())
+        except BaseException as exc:
+            logger.exception("the content classifier failed to load")
+            self._error = exc
+        finally:
+            self._loaded.set()
+
+    def get(self) -> ContentClassifier:
+        self._loaded.wait()
+        if self._classifier is None:
+            raise RuntimeError("the content classifier is not available") from self._error
+        return self._classifier
+
+
+def build_content_filter(names: Sequence[str] = DEFAULT_ANALYZERS) -> ContentFilter:
+    """The analyzers by name: the built-ins, then plugins from the entry-point group."""
+    loader = ClassifierLoader()
+    factories: dict[str, AnalyzerFactory] = {
+        "classifier": lambda: ClassifierAnalyzer(loader.get),
+        "profanity": ProfanityAnalyzer,
+        "blocklists": BlocklistAnalyzer,
+    }
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        factories.update(plugin_factories())
+    analyzers: list[Analyzer] = []
+    for name in names:
+        if name not in factories:
+            raise UnknownAnalyzerError(f"no content analyzer is registered as {name!r}")
+        analyzers.append(factories[name]())
+    if "classifier" in names:
+        loader.start()
+    return ContentFilter(analyzers)
