@@ -23,7 +23,7 @@ from ceruleum.gateway import MemoryQuota, QuotaBackend, RedisQuota
 from ceruleum.gateway.auth import Authenticator, authenticate, resolve_admin_key
 from ceruleum.gateway.metrics import Metrics
 from ceruleum.gateway.usage import UsageRecorder
-from ceruleum.safety.service import build_content_filter, check_filter_switch
+from ceruleum.safety.service import build_content_filter, check_filter_switch, default_policy
 from ceruleum.settings import Settings
 from ceruleum.store import Database, database_url
 
@@ -39,6 +39,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
         gateway_enabled=settings.gateway_enabled,
     )
     check_filter_switch(enabled=settings.content_filter_enabled, dev_mode=settings.dev_mode)
+    content_policy = default_policy(settings.content_filter_default_policy)
     database = Database(database_url(settings.database_url, settings.data_dir))
     quota: QuotaBackend = RedisQuota(settings.redis_url) if settings.redis_url else MemoryQuota()
     usage = UsageRecorder(database)  # requests queue usage; a background task writes it
@@ -90,6 +91,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
         if settings.content_filter_enabled
         else None
     )
+    app.state.default_content_policy = content_policy
     app.state.quota = quota
     app.state.authenticator = Authenticator(database, admin_key)
     app.state.usage = usage

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     content_filter_analyzers: list[str] = Field(
         default_factory=lambda: ["classifier", "profanity", "blocklists"]
     )
+    # The policy (JSON, as a deployment's `content_filter`) for requests that call a served model
+    # by its id rather than through a deployment; unset: Azure's default.
+    content_filter_default_policy: str | None = None
     # Streamed text is released after each check of about this many characters.
     content_filter_stream_chars: int = Field(default=120, ge=1)
     # A served model used directly (not through a named deployment) gets this quota.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -16,6 +17,12 @@ import httpx
 import pytest
 
 SERVER_START_TIMEOUT_S = 90
+_OFF = {"hate": "off", "sexual": "off", "violence": "off", "self_harm": "off"}
+# Served models called by id annotate without filtering on test servers: the classifier's false
+# positives on the small model's odd text must not make unrelated tests flaky. Content filtering
+# itself is tested through deployments, which keep Azure's default (e2e/test_content_filter.py).
+ANNOTATE_ONLY_POLICY = {"prompt": {**_OFF, "jailbreak": False}, "completion": _OFF}
+ANNOTATE_ONLY = json.dumps(ANNOTATE_ONLY_POLICY)
 
 
 def free_port() -> int:
@@ -56,6 +63,7 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
         **os.environ,
         "CERULEUM_DATA_DIR": str(tmp / "data"),
         "CERULEUM_ADMIN_KEY": "test-admin-" + secrets.token_hex(16),
+        "CERULEUM_CONTENT_FILTER_DEFAULT_POLICY": ANNOTATE_ONLY,
         **(env or {}),
     }
     with log_path.open("wb") as log:
@@ -74,7 +82,9 @@ def start_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Se
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")
         try:
-            if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
+            health = httpx.get(server.base_url + "/health", timeout=1)
+            # Ready, with the content classifier loaded: a first request would wait for it.
+            if health.status_code == 200 and health.json().get("content_filter") != "loading":
                 return server
         except httpx.HTTPError:
             pass

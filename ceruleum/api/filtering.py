@@ -86,8 +86,8 @@ async def request_filter(
     content_filter: ContentFilter | None = getattr(state, "content_filter", None)
     if content_filter is None:
         return RequestFilter(None)
-    if deployment is None:  # a served model called by id (the platform admin): Azure's default
-        return RequestFilter(content_filter)
+    if deployment is None:  # a served model called by id: the server-wide default policy
+        return RequestFilter(content_filter, state.default_content_policy)
     policy = deployment.content_filter
     blocklists = (
         await state.blocklist_lookup.get(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ceruleum.safety.analyzers import Analyzer, Context, Findings, Segment
 from ceruleum.safety.blocklist import CompiledBlocklist
@@ -20,8 +20,16 @@ logger = logging.getLogger(__name__)
 
 
 class ContentFilter:
-    def __init__(self, analyzers: Sequence[Analyzer]) -> None:
+    def __init__(
+        self, analyzers: Sequence[Analyzer], *, state: Callable[[], str] = lambda: "ready"
+    ) -> None:
         self.analyzers = list(analyzers)
+        self._state = state
+
+    @property
+    def state(self) -> str:
+        """ "loading" while a model still loads (requests wait for it), "ready" or "failed"."""
+        return self._state()
 
     def check(
         self,

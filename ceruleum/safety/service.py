@@ -3,6 +3,7 @@ loaded in the background so that the server is ready before the transformer stag
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from ceruleum.safety.analyzers import (
 )
 from ceruleum.safety.classifier import ClassifierWeights, ContentClassifier, Encoder
 from ceruleum.safety.filter import ContentFilter
+from ceruleum.safety.policy import DEFAULT_POLICY, ContentFilterPolicy, PolicyError
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +65,36 @@ class ClassifierLoader:
         finally:
             self._loaded.set()
 
+    @property
+    def state(self) -> str:
+        if not self._loaded.is_set():
+            return "loading"
+        return "ready" if self._classifier is not None else "failed"
+
     def get(self) -> ContentClassifier:
         self._loaded.wait()
         if self._classifier is None:
             raise RuntimeError("the content classifier is not available") from self._error
         return self._classifier
+
+
+def default_policy(configured: str | None) -> ContentFilterPolicy:
+    """The server-wide policy for served models called by id. Raises ContentFilterRefusedError."""
+    if not configured:
+        return DEFAULT_POLICY
+    try:
+        policy = ContentFilterPolicy.from_dict(json.loads(configured))
+    except (ValueError, PolicyError) as exc:
+        raise ContentFilterRefusedError(
+            f"Refusing to start: CERULEUM_CONTENT_FILTER_DEFAULT_POLICY is not a valid policy "
+            f"({exc})."
+        ) from None
+    if policy.blocklist_names:
+        raise ContentFilterRefusedError(
+            "Refusing to start: blocklists belong to projects; the server-wide default policy "
+            "cannot attach any."
+        )
+    return policy
 
 
 def build_content_filter(names: Sequence[str] = DEFAULT_ANALYZERS) -> ContentFilter:
@@ -88,4 +115,6 @@ def build_content_filter(names: Sequence[str] = DEFAULT_ANALYZERS) -> ContentFil
         analyzers.append(factories[name]())
     if "classifier" in names:
         loader.start()
-    return ContentFilter(analyzers)
+    return ContentFilter(
+        analyzers, state=lambda: loader.state if "classifier" in names else "ready"
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import EMBEDDING_MODEL, MODEL, ServerProcess
+from tests.conftest import ANNOTATE_ONLY_POLICY, EMBEDDING_MODEL, MODEL, ServerProcess
 
 AZURE_API_VERSION = "2024-10-21"
 PROJECTS = "/admin/projects"
@@ -105,7 +105,9 @@ class AdminApi:
         return body
 
     def deployment(self, project_id: str, model: str = MODEL, **extra: Any) -> str:
-        """A new deployment of ``model`` in the project; its name."""
+        """A new deployment of ``model`` in the project; its name. It annotates without
+        filtering unless a ``content_filter`` is given (see ANNOTATE_ONLY in conftest.py)."""
+        extra.setdefault("content_filter", ANNOTATE_ONLY_POLICY)
         name = unique("dep")
         response = self.client.post(
             f"{PROJECTS}/{project_id}/deployments", json={"name": name, "model": model, **extra}

@@ -16,7 +16,7 @@ import openai
 import pytest
 from openai import AzureOpenAI, OpenAI
 
-from tests.conftest import EMBEDDING_MODEL, MODEL, ServerProcess
+from tests.conftest import ANNOTATE_ONLY_POLICY, EMBEDDING_MODEL, MODEL, ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -370,6 +370,7 @@ def tenant(http: httpx.Client) -> Iterator[Tenant]:
                 "model": MODEL,
                 "defaults": {"temperature": 0.0, "max_tokens": 5},
                 "max_tokens_limit": 10,
+                "content_filter": ANNOTATE_ONLY_POLICY,  # filtering is tested elsewhere
             },
         )
         assert created.status_code == 201, created.text

@@ -88,6 +88,10 @@ def test_chat_streaming_with_usage_matches_non_streaming(client: OpenAI) -> None
             stream_options={"include_usage": True},
         )
     )
+    # Azure's first chunk: no choices, the prompt's content-filter annotation.
+    annotation, *chunks = chunks
+    assert annotation.choices == []
+    assert (annotation.model_extra or {})["prompt_filter_results"][0]["prompt_index"] == 0
     assert len(chunks) >= 3
     ids = {c.id for c in chunks}
     assert len(ids) == 1 and next(iter(ids)).startswith("chatcmpl-")
@@ -357,6 +361,8 @@ def test_completion_streaming(client: OpenAI) -> None:
         )
     )
     assert all(c.object == "text_completion" for c in chunks)
+    annotation, *chunks = chunks  # Azure's first chunk: the prompt's content-filter annotation
+    assert annotation.choices == [] and "prompt_filter_results" in (annotation.model_extra or {})
     last = chunks[-1]
     assert last.choices == [] and last.usage is not None
     assert last.usage.completion_tokens == expected.usage.completion_tokens  # type: ignore[union-attr]

@@ -29,7 +29,7 @@ from tests.e2e.gateway_helpers import (
 
 pytestmark = pytest.mark.slow
 
-USAGE_WAIT_S = 3.0  # the recorder writes behind every 0.2 s
+USAGE_WAIT_S = 3.0  # the recorder writes behind every second
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,10 @@ def test_disconnected_stream_is_recorded_with_the_tokens_so_far(
             if not line.startswith("data: "):
                 continue
             assert line != "data: [DONE]", "the stream ended before the client left"
-            delta = json.loads(line[6:])["choices"][0]["delta"]
+            choices = json.loads(line[6:])["choices"]
+            if not choices:
+                continue  # the prompt's content-filter annotation
+            delta = choices[0]["delta"]
             content_chunks += 1 if delta.get("content") else 0
             if content_chunks >= 3:
                 break

@@ -70,3 +70,18 @@ def test_invalid_policies_name_the_field(wire: object, param: str) -> None:
     with pytest.raises(PolicyError) as caught:
         ContentFilterPolicy.from_dict(wire)
     assert caught.value.param == param
+
+
+def test_the_server_wide_default_policy() -> None:
+    from ceruleum.safety.service import ContentFilterRefusedError, default_policy
+
+    assert default_policy(None) is DEFAULT_POLICY
+    relaxed = default_policy('{"prompt": {"violence": "high"}}')
+    assert relaxed.prompt.thresholds["violence"] == Severity.HIGH
+    for bad in (
+        "{not json",
+        '{"prompt": {"hate": "extreme"}}',
+        '{"prompt": {"blocklists": ["x"]}}',
+    ):
+        with pytest.raises(ContentFilterRefusedError):
+            default_policy(bad)
