@@ -16,18 +16,16 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 # The same server launcher as the gateway bench.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import Server, start
+from gateway import Server, start, summary
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = [
@@ -58,15 +56,6 @@ def round_of(server: Server, requests: int, max_tokens: int, offset: int) -> Non
             if response.status_code != 200:
                 raise RuntimeError(f"{server.name}: {response.status_code} {response.text}")
             server.latencies.append(elapsed)
-
-
-def summary(server: Server) -> dict[str, Any]:
-    values = sorted(server.latencies)
-    return {
-        "requests": len(values),
-        "median_ms": round(statistics.median(values) * 1000, 3),
-        "p90_ms": round(values[int(len(values) * 0.9)] * 1000, 3),
-    }
 
 
 def main() -> int:

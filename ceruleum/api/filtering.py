@@ -3,7 +3,7 @@ blocklists, the prompt check (a 400 in Azure's shape when filtered) and completi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,3 +97,22 @@ async def request_filter(
         else []
     )
     return RequestFilter(content_filter, policy, blocklists)
+
+
+async def annotate_choices(
+    filtering: RequestFilter,
+    choices: list[dict[str, Any]],
+    texts: Sequence[str],
+    withhold: Callable[[dict[str, Any]], None],
+) -> None:
+    """Annotate each choice of a whole reply; `withhold` empties a filtered one (only that
+    choice when n > 1), which then ends with finish_reason `content_filter`."""
+    verdicts = await filtering.check_completions(texts)
+    if verdicts is None:
+        return
+    for choice, verdict in zip(choices, verdicts, strict=True):
+        choice["content_filter_results"] = verdict.annotation()
+        if verdict.filtered:
+            withhold(choice)
+            choice["logprobs"] = None
+            choice["finish_reason"] = "content_filter"

@@ -15,7 +15,7 @@ from ceruleum.api.chat.protocol import ChatCompletionRequest
 from ceruleum.api.chat.structured import response_format_grammar
 from ceruleum.api.chat.tools import ToolPlan, plan_tools
 from ceruleum.api.errors import InvalidRequestError, to_api_error
-from ceruleum.api.filtering import RequestFilter, request_filter
+from ceruleum.api.filtering import annotate_choices, request_filter
 from ceruleum.api.gating import CLIENT_CLOSED, deployment_quota
 from ceruleum.api.generation import (
     ChoiceRun,
@@ -123,7 +123,7 @@ async def create_chat_completion(
         }
         for c, (message, finish_reason) in zip(choices, finals, strict=True)
     ]
-    await _filter_choices(filtering, objects, [c.text for c in choices])
+    await annotate_choices(filtering, objects, [c.text for c in choices], _withhold_message)
     reply_body: dict[str, Any] = {
         "id": reply.id,
         "object": "chat.completion",
@@ -138,19 +138,8 @@ async def create_chat_completion(
     return JSONResponse(reply_body)
 
 
-async def _filter_choices(
-    filtering: RequestFilter, objects: list[dict[str, Any]], texts: list[str]
-) -> None:
-    """Annotate each choice; a filtered one keeps none of its text (only that choice, n > 1)."""
-    verdicts = await filtering.check_completions(texts)
-    if verdicts is None:
-        return
-    for choice, verdict in zip(objects, verdicts, strict=True):
-        choice["content_filter_results"] = verdict.annotation()
-        if verdict.filtered:
-            choice["message"] = {"role": "assistant", "content": None, "refusal": None}
-            choice["logprobs"] = None
-            choice["finish_reason"] = "content_filter"
+def _withhold_message(choice: dict[str, Any]) -> None:
+    choice["message"] = {"role": "assistant", "content": None, "refusal": None}
 
 
 def _filtered_choice(index: int, annotation: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from ceruleum.api import sse
 from ceruleum.api.completions.prompt import completion_prompts
 from ceruleum.api.completions.protocol import CompletionRequest
 from ceruleum.api.errors import InvalidRequestError, to_api_error
-from ceruleum.api.filtering import RequestFilter, request_filter
+from ceruleum.api.filtering import annotate_choices, request_filter
 from ceruleum.api.gating import CLIENT_CLOSED, deployment_quota
 from ceruleum.api.generation import (
     ChoiceRun,
@@ -138,7 +138,7 @@ async def create_completion(
         }
         for c in choices
     ]
-    await _filter_choices(filtering, objects, [c.text for c in choices])
+    await annotate_choices(filtering, objects, [c.text for c in choices], _withhold_text)
     reply: dict[str, Any] = {
         "id": reply_id,
         "object": "text_completion",
@@ -153,19 +153,8 @@ async def create_completion(
     return JSONResponse(reply)
 
 
-async def _filter_choices(
-    filtering: RequestFilter, objects: list[dict[str, Any]], texts: list[str]
-) -> None:
-    """Annotate each choice; a filtered one keeps none of its text (only that choice, n > 1)."""
-    verdicts = await filtering.check_completions(texts)
-    if verdicts is None:
-        return
-    for choice, verdict in zip(objects, verdicts, strict=True):
-        choice["content_filter_results"] = verdict.annotation()
-        if verdict.filtered:
-            choice["text"] = ""
-            choice["logprobs"] = None
-            choice["finish_reason"] = "content_filter"
+def _withhold_text(choice: dict[str, Any]) -> None:
+    choice["text"] = ""
 
 
 def _filtered_choice(index: int, annotation: dict[str, Any]) -> dict[str, Any]:
