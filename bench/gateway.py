@@ -3,11 +3,18 @@
 Starts three servers from this checkout on free ports: gateway on with SQLite, gateway on with
 PostgreSQL (a fresh database), and gateway off (development mode), then sends the same chat
 request (max_tokens 1) at a fixed concurrency to each, alternating rounds so that machine noise
-hits all of them alike. Prints JSON: median and p90 latency per server, and the medians' gaps.
+hits all of them alike. Prints JSON: median and p90 latency per server, and the medians' gaps
+(``overhead_median_ms``). Also the median over rounds of each round's gap to the gateway-off round
+next to it (``overhead_paired_median_ms``): on a shared machine whose load drifts within a run,
+the gap between neighbouring rounds is the steadier figure.
+
+Content filtering (not part of the gateway) is on in all three servers, as deployed. With
+``--content-filter off`` it is off in all three (which then run in development mode, the only
+mode that allows it), to see the gateway's cost without the filter's thread pool around it.
 
 Usage:
   python bench/gateway.py [--rounds 6] [--requests-per-round 64] [--concurrency 8]
-      [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+      [--content-filter on|off] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -95,7 +102,8 @@ def member_key(server: Server) -> str:
         return str(created.json()["secret"])
 
 
-async def round_of(server: Server, requests: int, concurrency: int) -> None:
+async def round_of(server: Server, requests: int, concurrency: int) -> float:
+    """Run one round; its median latency (seconds)."""
     headers = {"Authorization": f"Bearer {server.key}"} if server.key else {}
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(
@@ -112,7 +120,9 @@ async def round_of(server: Server, requests: int, concurrency: int) -> None:
                     raise RuntimeError(f"{server.name}: {response.status_code} {response.text}")
                 server.latencies.append(elapsed)
 
+        first = len(server.latencies)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return statistics.median(server.latencies[first:])
 
 
 def create_postgres_database(admin_dsn: str) -> tuple[str, str]:
@@ -156,20 +166,33 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests-per-round", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--content-filter", choices=["on", "off"], default="on")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    common = (
+        {}
+        if args.content_filter == "on"
+        else {"CERULEUM_DEV_MODE": "true", "CERULEUM_CONTENT_FILTER_ENABLED": "false"}
+    )
 
     workdir = Path(tempfile.mkdtemp(prefix="ceruleum-bench-"))
     pg_name, pg_url = create_postgres_database(args.postgres)
     servers: list[Server] = []
+    rounds: dict[str, list[float]] = {
+        "gateway_sqlite": [],
+        "gateway_postgres": [],
+        "gateway_off": [],
+    }
     try:
-        servers.append(start("gateway_sqlite", workdir, {}))
-        servers.append(start("gateway_postgres", workdir, {"CERULEUM_DATABASE_URL": pg_url}))
+        servers.append(start("gateway_sqlite", workdir, common))
+        servers.append(
+            start("gateway_postgres", workdir, {**common, "CERULEUM_DATABASE_URL": pg_url})
+        )
         servers.append(
             start(
                 "gateway_off",
                 workdir,
-                {"CERULEUM_DEV_MODE": "true", "CERULEUM_GATEWAY_ENABLED": "false"},
+                {**common, "CERULEUM_DEV_MODE": "true", "CERULEUM_GATEWAY_ENABLED": "false"},
             )
         )
         for server in servers[:2]:
@@ -179,7 +202,9 @@ def main() -> int:
             server.latencies.clear()
         for _ in range(args.rounds):
             for server in servers:
-                asyncio.run(round_of(server, args.requests_per_round, args.concurrency))
+                rounds[server.name].append(
+                    asyncio.run(round_of(server, args.requests_per_round, args.concurrency))
+                )
     finally:
         for server in servers:
             server.process.terminate()
@@ -188,14 +213,24 @@ def main() -> int:
         drop_postgres_database(args.postgres, pg_name)
     results = {s.name: summary(s) for s in servers}
     off = results["gateway_off"]["median_ms"]
+
+    def paired(name: str) -> float:
+        gaps = [a - b for a, b in zip(rounds[name], rounds["gateway_off"], strict=True)]
+        return round(statistics.median(gaps) * 1000, 3)
+
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "concurrency": args.concurrency,
         "max_tokens": 1,
+        "content_filter": args.content_filter,
         "servers": results,
         "overhead_median_ms": {
             "sqlite": round(results["gateway_sqlite"]["median_ms"] - off, 3),
             "postgres": round(results["gateway_postgres"]["median_ms"] - off, 3),
+        },
+        "overhead_paired_median_ms": {
+            "sqlite": paired("gateway_sqlite"),
+            "postgres": paired("gateway_postgres"),
         },
     }
     print(json.dumps(report, indent=2))

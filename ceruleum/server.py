@@ -18,6 +18,7 @@ from ceruleum.api.completions import router as completions
 from ceruleum.api.errors import install_error_handlers
 from ceruleum.deployments.blocklist_lookup import BlocklistLookup
 from ceruleum.deployments.lookup import DeploymentLookup
+from ceruleum.engine.gil import switch_interval
 from ceruleum.engine.pool import ModelPool
 from ceruleum.gateway import MemoryQuota, QuotaBackend, RedisQuota
 from ceruleum.gateway.auth import Authenticator, authenticate, resolve_admin_key
@@ -56,6 +57,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
                 "!" * 78,
             )
         await database.migrate()
+        await authenticator.start()  # Postgres: listen for key changes
         await usage.start()
         owned = pool is None
         app.state.pool = pool or ModelPool(settings)
@@ -63,7 +65,8 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
             app.state.pool.load()
         logger.info("ceruleum %s ready", __version__)
         try:
-            yield
+            with switch_interval(settings.gil_switch_interval_ms):
+                yield
         finally:
             if owned:
                 app.state.pool.shutdown()
@@ -93,7 +96,8 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
     )
     app.state.default_content_policy = content_policy
     app.state.quota = quota
-    app.state.authenticator = Authenticator(database, admin_key)
+    authenticator = Authenticator(database, admin_key, cache_max_age_s=settings.key_cache_max_age_s)
+    app.state.authenticator = authenticator
     app.state.usage = usage
     # The pool appears at startup; the engine gauges read it at scrape time.
     app.state.metrics = Metrics(lambda: getattr(app.state, "pool", None), usage=usage)

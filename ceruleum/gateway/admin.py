@@ -23,6 +23,7 @@ from ceruleum.safety.policy import Source
 from ceruleum.store import api_keys, blocklists, projects
 from ceruleum.store.api_keys import KeyChanges, key_dict
 from ceruleum.store.audit import record_audit
+from ceruleum.store.database import announce_key_change
 from ceruleum.store.errors import InvalidFieldError, ProjectNotFoundError
 from ceruleum.store.projects import project_dict
 from ceruleum.store.tables import ApiKey, Project
@@ -47,6 +48,7 @@ async def delete_project(session: AsyncSession, *, actor: str, project_id: str) 
     project = await require_project(session, project_id=project_id)
     before = project_dict(project)
     await projects.delete_project(session, project=project)
+    await announce_key_change(session)  # its keys go with it
     await _audit(session, actor, "project.delete", project, before, None)
     return project
 
@@ -103,6 +105,7 @@ async def update_key(
     check_key_fields(**changes)
     before = key_dict(key)
     await api_keys.update_key(session, key=key, **changes)
+    await announce_key_change(session)
     await _audit(session, actor, "key.update", key, before, key_dict(key))
     return key
 
@@ -111,6 +114,7 @@ async def revoke_key(session: AsyncSession, *, actor: str, key: ApiKey) -> ApiKe
     """Idempotent: revoking a revoked key keeps its first revocation time."""
     before = key_dict(key)
     await api_keys.revoke_key(session, key=key)
+    await announce_key_change(session)
     await _audit(session, actor, "key.revoke", key, before, key_dict(key))
     return key
 

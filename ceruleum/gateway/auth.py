@@ -1,20 +1,23 @@
 """Authentication: `Authorization: Bearer <key>` or `api-key: <key>` -> Principal.
 
-Every lookup goes to the store, so a revoked or expired key fails on its very next request.
-Nothing about a presented key is ever echoed in errors or logs.
+A key is read from the store by its prefix and checked against its SHA-256, then kept in a
+``KeyCache`` (gateway/key_cache.py) that every key change empties, so that a revoked key fails on
+its very next request while a valid one costs no database I/O. Expiry is checked on every
+request. Nothing about a presented key is ever echoed in errors or logs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 
 from ceruleum.gateway.errors import AuthenticationError
+from ceruleum.gateway.key_cache import CachedKey, KeyCache
 from ceruleum.gateway.keys import key_prefix, matches
 from ceruleum.gateway.principal import Principal, admin_principal
 from ceruleum.store import Database
@@ -67,35 +70,54 @@ def presented_key(request: Request) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, database: Database, admin_key: str) -> None:
+    def __init__(self, database: Database, admin_key: str, *, cache_max_age_s: float = 0.0) -> None:
+        """``cache_max_age_s`` > 0 keeps authenticated keys in memory (see KeyCache)."""
         self._database = database
         self._admin_hash = hashlib.sha256(admin_key.encode()).digest()
+        self.cache = KeyCache(database, max_age_s=cache_max_age_s) if cache_max_age_s > 0 else None
+
+    async def start(self) -> None:
+        if self.cache is not None:
+            await self.cache.start()
 
     async def principal_for(self, presented: str | None) -> Principal:
         if presented is None:
             raise AuthenticationError(missing=True)
-        if hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._admin_hash):
+        digest = hashlib.sha256(presented.encode()).digest()
+        if hmac.compare_digest(digest, self._admin_hash):
             return admin_principal()
+        cache = self.cache
+        key = cache.get(digest) if cache is not None else None
+        if key is None:
+            generation = cache.generation if cache is not None else 0
+            key = await self._read(presented)
+            if cache is not None:
+                cache.put(digest, key, generation=generation)
+        if key.revoked or (key.expires_at is not None and key.expires_at <= time.time()):
+            raise AuthenticationError()
+        return key.principal
+
+    async def _read(self, presented: str) -> CachedKey:
         prefix = key_prefix(presented)
         if prefix is None:
             raise AuthenticationError()
         row = await self._database.fetch_one(_KEY_BY_PREFIX.where(ApiKey.prefix == prefix))
         if row is None or not matches(presented, row.secret_hash):
             raise AuthenticationError()
-        if row.revoked_at is not None:
-            raise AuthenticationError()
         expires_at = aware(row.expires_at)
-        if expires_at is not None and expires_at <= datetime.now(UTC):
-            raise AuthenticationError()
-        return Principal(
-            key_id=row.id,
-            project_id=row.project_id,
-            role=row.role,
-            allowed_deployments=(
-                tuple(row.allowed_deployments) if row.allowed_deployments is not None else None
+        return CachedKey(
+            principal=Principal(
+                key_id=row.id,
+                project_id=row.project_id,
+                role=row.role,
+                allowed_deployments=(
+                    tuple(row.allowed_deployments) if row.allowed_deployments is not None else None
+                ),
+                tokens_per_minute=row.tokens_per_minute,
+                requests_per_minute=row.requests_per_minute,
             ),
-            tokens_per_minute=row.tokens_per_minute,
-            requests_per_minute=row.requests_per_minute,
+            revoked=row.revoked_at is not None,
+            expires_at=expires_at.timestamp() if expires_at is not None else None,
         )
 
 

@@ -72,6 +72,9 @@ class _EngineCollector(Collector):
             )
 
 
+_MAX_CACHED_SERIES = 4 * MAX_MODEL_LABELS  # keys include client-named models: keep it bounded
+
+
 class Metrics:
     def __init__(self, pool_getter: PoolGetter, *, usage: UsageRecorder | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -103,6 +106,10 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_EngineCollector(pool_getter, usage))
+        # The labelled children, found once: labels() costs more than the update it leads to.
+        self._request_series: dict[tuple[str, str | None, int], tuple[Counter, Histogram]] = {}
+        self._tokens_series: dict[tuple[str | None, str], Counter] = {}
+        self._ttft_series: dict[str, Histogram] = {}
 
     def observe_request(
         self,
@@ -115,16 +122,39 @@ class Metrics:
         completion_tokens: int,
     ) -> None:
         """Count one finished request (also a failed or disconnected one)."""
-        label = self._model_label(model)
-        self._requests.labels(route=route, model=label, status=str(status)).inc()
-        self._latency.labels(route=route, model=label).observe(max(latency_s, 0.0))
+        series = self._request_series.get((route, model, status))
+        if series is None:
+            label = self._model_label(model)
+            series = (
+                self._requests.labels(route=route, model=label, status=str(status)),
+                self._latency.labels(route=route, model=label),
+            )
+            if len(self._request_series) < _MAX_CACHED_SERIES:
+                self._request_series[(route, model, status)] = series
+        requests, latency = series
+        requests.inc()
+        latency.observe(max(latency_s, 0.0))
         if prompt_tokens > 0:
-            self._tokens.labels(model=label, kind="prompt").inc(prompt_tokens)
+            self._token_series(model, "prompt").inc(prompt_tokens)
         if completion_tokens > 0:
-            self._tokens.labels(model=label, kind="completion").inc(completion_tokens)
+            self._token_series(model, "completion").inc(completion_tokens)
 
     def observe_ttft(self, *, model: str, seconds: float) -> None:
-        self._ttft.labels(model=self._model_label(model)).observe(max(seconds, 0.0))
+        series = self._ttft_series.get(model)
+        if series is None:
+            series = self._ttft.labels(model=self._model_label(model))
+            if len(self._ttft_series) < _MAX_CACHED_SERIES:
+                self._ttft_series[model] = series
+        series.observe(max(seconds, 0.0))
+
+    def _token_series(self, model: str | None, kind: str) -> Counter:
+        # Made on first use only: a model that never counted tokens shows no token series.
+        series = self._tokens_series.get((model, kind))
+        if series is None:
+            series = self._tokens.labels(model=self._model_label(model), kind=kind)
+            if len(self._tokens_series) < _MAX_CACHED_SERIES:
+                self._tokens_series[(model, kind)] = series
+        return series
 
     def render(self) -> bytes:
         """The Prometheus text exposition format."""

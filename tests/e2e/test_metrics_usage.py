@@ -14,7 +14,7 @@ from tests.conftest import MODEL, ServerProcess
 
 pytestmark = pytest.mark.slow
 
-USAGE_WAIT_S = 10.0  # the recorder writes every 0.2 s; leave room for a slow machine
+USAGE_WAIT_S = 10.0  # the recorder writes every second; leave room for a slow machine
 
 
 @pytest.fixture(scope="module")
