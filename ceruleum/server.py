@@ -18,7 +18,6 @@ from ceruleum.api.completions import router as completions
 from ceruleum.api.errors import install_error_handlers
 from ceruleum.deployments.blocklist_lookup import BlocklistLookup
 from ceruleum.deployments.lookup import DeploymentLookup
-from ceruleum.engine.gil import switch_interval
 from ceruleum.engine.pool import ModelPool
 from ceruleum.gateway import MemoryQuota, QuotaBackend, RedisQuota
 from ceruleum.gateway.auth import Authenticator, authenticate, resolve_admin_key
@@ -65,8 +64,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
             app.state.pool.load()
         logger.info("ceruleum %s ready", __version__)
         try:
-            with switch_interval(settings.gil_switch_interval_ms):
-                yield
+            yield
         finally:
             if owned:
                 app.state.pool.shutdown()

@@ -53,9 +53,6 @@ class Settings(BaseSettings):
     # Authenticated keys stay in memory at most this long (0: read the store on every request).
     # Every key change empties the cache before its next request (gateway/key_cache.py).
     key_cache_max_age_s: float = Field(default=60.0, ge=0)
-    # The GIL's switch interval while serving, in milliseconds (None: Python's default, 5 ms).
-    # It bounds how long the event loop can wait for the GIL behind the engine thread.
-    gil_switch_interval_ms: float | None = Field(default=None, gt=0)
     # Content filtering (Azure's Responsible AI filters) on every prompt and completion. Off
     # only for benchmarks, in development mode.
     content_filter_enabled: bool = True

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ceruleum.engine.registry import ModelSpec
+from ceruleum.engine.sentence_models import SharedModel, load_sentence_transformer
 
 
 class InputTooLongError(Exception):
@@ -34,20 +33,16 @@ class EmbeddingModel:
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self._model: Any = None
+        self._shared: SharedModel | None = None
         self._loaded = threading.Event()
         self._load_error: BaseException | None = None
-        self._lock = threading.Lock()  # one encode at a time: torch already uses every core
 
     def start_loading(self) -> None:
         threading.Thread(target=self._load, name="ceruleum-embeddings", daemon=True).start()
 
     def _load(self) -> None:
         try:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(str(self.spec.path), device="cpu")
+            self._shared = load_sentence_transformer(self.spec.path)
         except BaseException as exc:
             self._load_error = exc
         finally:
@@ -55,29 +50,30 @@ class EmbeddingModel:
 
     @property
     def max_tokens(self) -> int:
-        return int(self._ready().max_seq_length)
+        return int(self._ready().model.max_seq_length)
 
     @property
     def dimensions(self) -> int:
-        return int(self._ready().get_sentence_embedding_dimension())
+        return int(self._ready().model.get_sentence_embedding_dimension())
 
-    def _ready(self) -> Any:
+    def _ready(self) -> SharedModel:
         self._loaded.wait()
-        if self._load_error is not None:
+        if self._shared is None:
             raise RuntimeError(f"embedding model failed to load: {self._load_error}")
-        return self._model
+        return self._shared
 
     async def embed(self, texts: list[str]) -> EmbeddingResult:
         return await asyncio.to_thread(self._embed_sync, texts)
 
     def _embed_sync(self, texts: list[str]) -> EmbeddingResult:
-        model = self._ready()
+        shared = self._ready()
+        model = shared.model
         limit = int(model.max_seq_length)
-        counts = [len(ids) for ids in model.tokenizer(texts, truncation=False)["input_ids"]]
-        for index, count in enumerate(counts):
-            if count > limit:
-                raise InputTooLongError(index, count, limit)
-        with self._lock:
+        with shared.lock:
+            counts = [len(ids) for ids in model.tokenizer(texts, truncation=False)["input_ids"]]
+            for index, count in enumerate(counts):
+                if count > limit:
+                    raise InputTooLongError(index, count, limit)
             vectors = model.encode(
                 texts,
                 batch_size=32,

@@ -47,7 +47,7 @@ def seconds_until_full(limit: QuotaLimit, levels: Levels) -> float:
 def check_request(limits: Sequence[QuotaLimit], tokens: int) -> None:
     if not limits:
         raise ValueError("A quota check needs at least one limit.")
-    if len({limit.scope for limit in limits}) != len(limits):
+    if len(limits) > 1 and len({limit.scope for limit in limits}) != len(limits):
         # The same scope twice would be charged twice.
         raise ValueError("Each quota scope may appear only once per request.")
     if tokens < 0:
@@ -91,6 +91,8 @@ def admission(
 
 
 def quota_state(limits: Sequence[QuotaLimit], levels: Sequence[Levels]) -> QuotaState:
+    if len(limits) == 1 and len(levels) == 1:  # the common case (no key limits), on every request
+        return _state(limits[0], levels[0], limits[0], levels[0])
     pairs = list(zip(limits, levels, strict=True))
     # Fewest remaining wins; on a tie, the one that takes longer to refill.
     by_requests = min(
@@ -104,8 +106,12 @@ def quota_state(limits: Sequence[QuotaLimit], levels: Sequence[Levels]) -> Quota
         pairs,
         key=lambda p: (_remaining(p[1].tokens), -_full_in(p[1].tokens, p[0].tokens_per_minute)),
     )
-    request_limit, request_levels = by_requests
-    token_limit, token_levels = by_tokens
+    return _state(*by_requests, *by_tokens)
+
+
+def _state(
+    request_limit: QuotaLimit, request_levels: Levels, token_limit: QuotaLimit, token_levels: Levels
+) -> QuotaState:
     return QuotaState(
         limit_requests=request_limit.requests_per_minute,
         limit_tokens=token_limit.tokens_per_minute,

@@ -7,7 +7,8 @@ so the cache is emptied:
 
 - at once, when this process commits a key change (``store.database.announce_key_change``);
 - on SQLite, when any other connection has committed anything to the database file (the CLI,
-  another server): ``PRAGMA data_version``, read from shared memory before every lookup;
+  another server, hand-written SQL): ``PRAGMA data_version``, read from shared memory before
+  every lookup;
 - on Postgres, when a NOTIFY on the key channel arrives from another process (the CLI and other
   servers announce their key changes there). While the listening connection is down the cache is
   not used at all, and it starts empty when listening again.

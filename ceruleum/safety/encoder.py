@@ -4,7 +4,7 @@ made by the training script with model2vec and shipped in ceruleum/safety/models
 
 from __future__ import annotations
 
-import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ceruleum.engine.registry import resolve_embedding_model
+from ceruleum.engine.sentence_models import load_sentence_transformer
 from ceruleum.safety.classifier import Array, models_dir
 
 ENCODER_MODEL = "all-minilm-l6-v2"
@@ -26,19 +27,18 @@ class TransformerEncoder:
     """MiniLM through sentence-transformers, normalised."""
 
     def __init__(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
-        from sentence_transformers import SentenceTransformer
-
-        self._model: Any = SentenceTransformer(str(minilm_path()), device="cpu")
+        # The embeddings endpoint's copy when it is loaded too.
+        self._shared = load_sentence_transformer(minilm_path())
 
     def embed(self, texts: Sequence[str]) -> Array:
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=64,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        with self._shared.lock:
+            vectors = self._shared.model.encode(
+                list(texts),
+                batch_size=64,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -49,9 +49,14 @@ class StaticEncoder:
         from model2vec import StaticModel
 
         self._model: Any = StaticModel.from_pretrained(str(path or models_dir() / STATIC_DIR))
+        # Each encode sets the fast tokenizer's truncation, which fails ("Already borrowed")
+        # while another thread is inside it; an encode takes microseconds.
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> Array:
-        vectors = np.asarray(self._model.encode(list(texts)), dtype=np.float32)
+        with self._lock:
+            encoded = self._model.encode(list(texts))
+        vectors = np.asarray(encoded, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         out: Array = vectors / np.maximum(norms, 1e-12)
         return out

@@ -372,6 +372,7 @@ async def test_a_read_begun_before_a_change_is_not_kept(tmp_path: Path) -> None:
 async def test_sqlite_data_version_moves_with_other_connections_commits(
     tmp_path: Path,
 ) -> None:
+    """Also a raw connection's commit after a WAL checkpoint with restart moves it."""
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
     await database.migrate()
     try:
@@ -379,6 +380,31 @@ async def test_sqlite_data_version_moves_with_other_connections_commits(
         assert database.data_version() == before
         async with database.session() as session:  # this process's writer: another connection
             await admin.create_project(session, actor="test", name="versioned")
+        after = database.data_version()
+        assert after != before
+        assert database.url.database is not None
+        with closing(sqlite3.connect(database.url.database)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(RESTART)")
+            connection.execute("UPDATE projects SET name = 'renamed'")
+            connection.commit()
+        assert database.data_version() != after
+    finally:
+        await database.close()
+
+
+async def test_sqlite_data_version_without_a_wal(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rollback-journal.db"
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        before = database.data_version()  # nothing has switched this file to WAL
+        with closing(sqlite3.connect(path)) as connection:
+            connection.execute("INSERT INTO t VALUES (1)")
+            connection.commit()
         assert database.data_version() != before
     finally:
         await database.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,17 @@ def test_windows_cover_every_word() -> None:
     short = cut[1:]
     assert all(len(w.split()) <= SHORT_WINDOW[0] for w in short)
     assert {w for window in short for w in window.split()} == set(words)
+
+
+def test_threads_may_classify_at_once(classifier: ContentClassifier) -> None:
+    """The server classifies on a thread pool; the encoders' tokenizers must not be entered by
+    two threads at once (they fail with "Already borrowed")."""
+    texts = [f"Request number {i}: summarise the meeting notes for team {i}." for i in range(8)]
+    alone = [classifier.classify([text])[0].severities for text in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            together = list(pool.map(lambda text: classifier.classify([text])[0].severities, texts))
+            assert together == alone
+        # The full stage (the shared MiniLM) from several threads at once.
+        threats = list(pool.map(lambda _: classifier.classify([VIOLENT])[0], range(4)))
+    assert all(t.stage == "full" and t.severities["violence"] >= Severity.MEDIUM for t in threats)
