@@ -19,6 +19,7 @@ from ceruleum.api.errors import install_error_handlers
 from ceruleum.deployments.blocklist_lookup import BlocklistLookup
 from ceruleum.deployments.lookup import DeploymentLookup
 from ceruleum.engine.pool import ModelPool
+from ceruleum.engine.sentence_models import use_torch_threads
 from ceruleum.gateway import MemoryQuota, QuotaBackend, RedisQuota
 from ceruleum.gateway.auth import Authenticator, authenticate, resolve_admin_key
 from ceruleum.gateway.metrics import Metrics
@@ -39,6 +40,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
         gateway_enabled=settings.gateway_enabled,
     )
     check_filter_switch(enabled=settings.content_filter_enabled, dev_mode=settings.dev_mode)
+    use_torch_threads(settings.torch_threads)
     content_policy = default_policy(settings.content_filter_default_policy)
     database = Database(database_url(settings.database_url, settings.data_dir))
     quota: QuotaBackend = RedisQuota(settings.redis_url) if settings.redis_url else MemoryQuota()

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     max_running_sequences: int = 32  # sequences decoded together in one batch
     max_batch_tokens: int = 512  # tokens per engine step (decode tokens + prefill chunks)
     n_threads: int = Field(default_factory=_default_threads)
+    # PyTorch's threads for MiniLM (embeddings, the content filter's full stage). The engine
+    # decodes on every core, and more torch threads then fight it for the same cores (on 2
+    # cores, 2 threads added 46 ms to a filtered chat request, 1 thread 12-18 ms; see
+    # docs/benchmarks.md).
+    torch_threads: int = Field(default=1, ge=1)
 
     # Request limits.
     max_body_bytes: int = 8 * 1024 * 1024
