@@ -12,9 +12,14 @@ Content filtering (not part of the gateway) is on in all three servers, as deplo
 ``--content-filter off`` it is off in all three (which then run in development mode, the only
 mode that allows it), to see the gateway's cost without the filter's thread pool around it.
 
+With ``--control`` a fourth server, a second gateway-off one, runs in the same rotation: its gap
+to the first (``noise_median_ms``) shows how far two identical servers drift apart in this run,
+the scale on which the overheads can be read.
+
 Usage:
   python bench/gateway.py [--rounds 6] [--requests-per-round 64] [--concurrency 8]
-      [--content-filter on|off] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+      [--content-filter on|off] [--control]
+      [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ def start(name: str, workdir: Path, env: dict[str, str]) -> Server:
         "CERULEUM_ADMIN_KEY": admin_key,
         "CERULEUM_EMBEDDING_MODEL": "",
         "CERULEUM_LOG_LEVEL": "warning",
+        # A quota no run reaches: every request still goes through the full quota check, but
+        # a long run is not refused at the default 720 requests a minute.
+        "CERULEUM_DEFAULT_TOKENS_PER_MINUTE": "1000000000",
         **env,
     }
     log = (workdir / f"{name}.log").open("wb")
@@ -168,6 +176,11 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--content-filter", choices=["on", "off"], default="on")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="add a second gateway-off server: its gap to the first is this run's noise",
+    )
     args = parser.parse_args()
     common = (
         {}
@@ -182,6 +195,7 @@ def main() -> int:
         "gateway_sqlite": [],
         "gateway_postgres": [],
         "gateway_off": [],
+        "gateway_off_control": [],
     }
     try:
         servers.append(start("gateway_sqlite", workdir, common))
@@ -195,6 +209,9 @@ def main() -> int:
                 {**common, "CERULEUM_DEV_MODE": "true", "CERULEUM_GATEWAY_ENABLED": "false"},
             )
         )
+        if args.control:
+            off_env = {**common, "CERULEUM_DEV_MODE": "true", "CERULEUM_GATEWAY_ENABLED": "false"}
+            servers.append(start("gateway_off_control", workdir, off_env))
         for server in servers[:2]:
             server.key = member_key(server)
         for server in servers:  # warm-up: prefix cache, connections, first-query costs
@@ -233,6 +250,10 @@ def main() -> int:
             "postgres": paired("gateway_postgres"),
         },
     }
+    if args.control:
+        # Two identical servers: any gap between them is noise, not gateway.
+        report["noise_median_ms"] = round(results["gateway_off_control"]["median_ms"] - off, 3)
+        report["noise_paired_median_ms"] = paired("gateway_off_control")
     print(json.dumps(report, indent=2))
     return 0
 

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ceruleum.safety.categories import CATEGORIES, Severity
-from ceruleum.safety.features import HASH_FEATURES, lexical_features, windows
+from ceruleum.safety.features import HASH_FEATURES, lexical_features, worst_window
 
 LEVELS = (Severity.LOW, Severity.MEDIUM, Severity.HIGH)
 DETECTORS = ("jailbreak", "indirect_attack")
@@ -132,20 +132,13 @@ class ContentClassifier:
 
     def stage_probabilities(self, stage: str, texts: Sequence[str]) -> Array:
         """(texts, heads) probabilities of one stage; a long text scores as its worst window."""
-        pieces: list[str] = []
-        owner: list[int] = []
-        for index, text in enumerate(texts):
-            for window in windows(text):
-                pieces.append(window)
-                owner.append(index)
-        heads = len(self._weights.heads)
-        out = np.zeros((len(texts), heads), dtype=np.float32)
-        if pieces:
-            weights = self._weights.stages[stage]
-            embeddings = self._encoders[stage].embed(pieces)
-            per_window = _sigmoid(weights.logits(embeddings, lexical_features(pieces)))
-            np.maximum.at(out, np.asarray(owner), per_window)
-        return out
+        weights = self._weights.stages[stage]
+        encoder = self._encoders[stage]
+
+        def score(pieces: list[str]) -> Array:
+            return _sigmoid(weights.logits(encoder.embed(pieces), lexical_features(pieces)))
+
+        return worst_window(texts, score, len(self._weights.heads))
 
     def classify(self, texts: Sequence[str]) -> list[Scores]:
         probabilities = self.stage_probabilities("fast", texts)

@@ -8,8 +8,10 @@ the same features.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
@@ -61,4 +63,22 @@ def windows(text: str) -> list[str]:
     for size, overlap in (LONG_WINDOW, SHORT_WINDOW):
         for first, last in _spans(len(words), size, overlap):
             out.append(text[words[first][0] : words[last - 1][1]])
+    return out
+
+
+def worst_window(
+    texts: Sequence[str],
+    score: Callable[[list[str]], npt.NDArray[np.float32]],
+    columns: int,
+) -> npt.NDArray[np.float32]:
+    """(texts, columns): each text's column-wise maximum of `score` over its windows."""
+    pieces: list[str] = []
+    owner: list[int] = []
+    for index, text in enumerate(texts):
+        for window in windows(text):
+            pieces.append(window)
+            owner.append(index)
+    out = np.zeros((len(texts), columns), dtype=np.float32)
+    if pieces:
+        np.maximum.at(out, np.asarray(owner), score(pieces))
     return out

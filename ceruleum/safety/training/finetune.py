@@ -1,0 +1,526 @@
+"""Fine-tune MiniLM's top layers as a content classifier.
+
+python -m ceruleum.safety.training.finetune [--ship]
+
+1. Load data/safety/train/*.jsonl (never the eval split) and hold out a stratified validation
+   share of it (fixed seed). Every choice below is made on that validation split.
+2. Run the frozen lower MiniLM layers once over every text (the training texts whole, the
+   validation texts window by window, as served) and keep their hidden states.
+3. For each number of top layers and learning rate tried, train copies of the top layers and a
+   linear layer over their token mean (one output per head) with a masked, class-weighted binary
+   cross-entropy: a detector is trained and judged only on the role it reads (`applies_to`).
+   Every epoch is scored on validation; a run keeps its best epoch.
+4. For comparison, the current classifier's full stage (train.py's logistic heads over MiniLM
+   embeddings and n-grams) trained on the same training share and scored on the same windows.
+5. Both are judged at the same operating point: the default policy's heads ("≥ medium" and
+   jailbreak) get thresholds with which at most --max-benign-fpr of the benign validation texts
+   are filtered by any of them (train.py's `choose_thresholds`), and the table gives each
+   category's recall of its medium + high items there.
+6. With --ship, and only if the fine-tuned model does better, write its top layers and head
+   (models/minilm-tuned-top.safetensors) and a JSON of settings, validation thresholds and
+   figures, then check the shipped file through `TunedClassifier` and time one short text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+
+from ceruleum.engine.sentence_models import load_sentence_transformer
+from ceruleum.safety.categories import CATEGORIES, Severity
+from ceruleum.safety.classifier import head_names, models_dir
+from ceruleum.safety.encoder import TransformerEncoder, minilm_path
+from ceruleum.safety.features import windows
+from ceruleum.safety.training.dataset import DATA_DIR, Example, load
+from ceruleum.safety.training.train import (
+    applies_to,
+    choose_thresholds,
+    data_digest,
+    features,
+    filtering_columns,
+    fit,
+)
+from ceruleum.safety.tuned import TUNED_FILE, Base, TunedClassifier, TunedTop, metadata_path
+
+SEED = 20261129
+Bools = npt.NDArray[np.bool_]
+Floats = npt.NDArray[np.float64]
+SHORT_TEXT = "Can you recommend a good recipe for a quick vegetable soup I can make tonight?"
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """The texts of one side of the split, the pieces they are scored by, and their labels."""
+
+    examples: list[Example]
+    pieces: list[str]  # each text's windows (the text itself when short)
+    owner: npt.NDArray[np.int64]  # the text each piece belongs to
+    y: Bools  # (texts, heads)
+    applies: Bools  # (texts, heads)
+    benign: Bools  # (texts,)
+
+    @classmethod
+    def of(cls, examples: list[Example], *, windowed: bool) -> Split:
+        pieces: list[str] = []
+        owner: list[int] = []
+        for index, example in enumerate(examples):
+            for window in windows(example.text) if windowed else [example.text]:
+                pieces.append(window)
+                owner.append(index)
+        return cls(
+            examples=examples,
+            pieces=pieces,
+            owner=np.asarray(owner, dtype=np.int64),
+            y=np.array([e.targets() for e in examples], dtype=bool),
+            applies=applies_to(examples),
+            benign=np.array([e.benign for e in examples]),
+        )
+
+    def per_text(self, piece_probabilities: npt.NDArray[Any]) -> Floats:
+        """Each text's worst window."""
+        out = np.zeros((len(self.examples), piece_probabilities.shape[1]))
+        np.maximum.at(out, self.owner, piece_probabilities)
+        return out
+
+
+def stratum(example: Example) -> str:
+    parts = [
+        f"{c}:{example.severities[c].wire}"
+        for c in CATEGORIES
+        if example.severities[c] > Severity.SAFE
+    ]
+    parts += [d for d, hit in example.detected.items() if hit]
+    return f"{example.role}/{'|'.join(parts) or 'benign'}"
+
+
+def split_examples(
+    examples: list[Example], share: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """A stratified split (by role and labels; combinations rarer than 5 pooled)."""
+    keys = [stratum(e) for e in examples]
+    counts = Counter(keys)
+    keys = [k if counts[k] >= 5 else "rare" for k in keys]
+    train, valid = train_test_split(
+        list(range(len(examples))), test_size=share, random_state=seed, stratify=keys
+    )
+    return [examples[i] for i in sorted(train)], [examples[i] for i in sorted(valid)]
+
+
+# --- the operating point ---------------------------------------------------------------------
+
+
+def operating_point(
+    probabilities: Floats, split: Split, target_recall: float, max_benign_fpr: float
+) -> dict[str, Any]:
+    """Thresholds chosen on these probabilities as train.py chooses them, and what they give."""
+    thresholds = choose_thresholds(
+        probabilities, split.y, split.benign, split.applies, target_recall, max_benign_fpr
+    )
+    return figures(probabilities, split, thresholds)
+
+
+def figures(probabilities: Floats, split: Split, thresholds: npt.NDArray[Any]) -> dict[str, Any]:
+    """Per category the recall of medium + high items, the detectors' recall on the texts they
+    read, and the share of benign texts the default policy's heads filter."""
+    heads = head_names()
+    fires = (probabilities >= thresholds) & split.applies
+    recall: dict[str, float] = {}
+    for head in [*(f"{c}>=medium" for c in CATEGORIES), "jailbreak", "indirect_attack"]:
+        column = heads.index(head)
+        positives = split.y[:, column] & split.applies[:, column]
+        recall[head.split(">=")[0]] = round(float(fires[positives, column].mean()), 4)
+    filtered = fires[split.benign][:, filtering_columns()].any(axis=1)
+    return {
+        "recall": recall,
+        "benign_fpr": round(float(filtered.mean()), 4),
+        "thresholds": {h: round(float(t), 4) for h, t in zip(heads, thresholds, strict=True)},
+    }
+
+
+def selection_score(point: dict[str, Any]) -> float:
+    """The mean recall over the four categories and jailbreak."""
+    recall = point["recall"]
+    return float(np.mean([recall[c] for c in (*CATEGORIES, "jailbreak")]))
+
+
+# --- the frozen lower layers, once -----------------------------------------------------------
+
+
+def lower_states(
+    base: Base, texts: Sequence[str], max_length: int, keep: Sequence[int]
+) -> dict[int, list[Tensor]]:
+    """Per text, the hidden states (tokens, dims) after each of the `keep` lower layers."""
+    out: dict[int, list[Tensor]] = {n: [torch.empty(0)] * len(texts) for n in keep}
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), 64):
+        chosen = order[start : start + 64]
+        ids, types, mask = base.tokenize([texts[i] for i in chosen], max_length)
+        states = base.hidden_states(ids, types, mask, max(keep))
+        lengths = mask.sum(dim=1).tolist()
+        for row, index in enumerate(chosen):
+            for n in keep:
+                out[n][index] = states[n][row, : lengths[row]].clone()
+    return out
+
+
+def collate(states: list[Tensor], chosen: Sequence[int]) -> tuple[Tensor, Tensor]:
+    seqs = [states[i] for i in chosen]
+    lengths = torch.tensor([len(s) for s in seqs])
+    hidden = pad_sequence(seqs, batch_first=True)
+    mask = torch.arange(hidden.shape[1])[None, :] < lengths[:, None]
+    return hidden, mask
+
+
+def batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
+    """Random batches of similar lengths (little padding): shuffle, sort within chunks."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    chunk = size * 20
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        out += [part[i : i + size] for i in range(0, len(part), size)]
+    rng.shuffle(out)
+    return out
+
+
+def predict(top: TunedTop, states: list[Tensor]) -> Floats:
+    top.eval()
+    out = np.zeros((len(states), len(head_names())))
+    order = sorted(range(len(states)), key=lambda i: len(states[i]))
+    with torch.no_grad():
+        for start in range(0, len(order), 128):
+            chosen = order[start : start + 128]
+            out[chosen] = torch.sigmoid(top(*collate(states, chosen))).double().numpy()
+    return out
+
+
+def positive_weights(y: Bools, applies: Bools, cap: float) -> Tensor:
+    """Per head, negatives over positives among the texts it reads (class balance), capped."""
+    positives = (y & applies).sum(axis=0)
+    negatives = (~y & applies).sum(axis=0)
+    return torch.tensor(
+        np.clip(negatives / np.maximum(positives, 1), 1.0, cap), dtype=torch.float32
+    )
+
+
+@dataclass(slots=True)
+class Run:
+    top_layers: int
+    lr: float
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_score: float
+    best_state: dict[str, Tensor]
+    best_probabilities: Floats  # validation, per text
+    seconds_per_epoch: float
+
+
+def train_run(
+    base: Base,
+    top_layers: int,
+    lr: float,
+    args: argparse.Namespace,
+    train_states: list[Tensor],
+    train: Split,
+    valid_states: list[Tensor],
+    valid: Split,
+) -> Run:
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    top = base.trainable_top(top_layers)
+    head_params = list(top.head.parameters())
+    layer_params = list(top.layers.parameters())
+    optimizer = torch.optim.AdamW(
+        [{"params": layer_params, "lr": lr}, {"params": head_params, "lr": args.head_lr}],
+        weight_decay=0.01,
+    )
+    steps_per_epoch = (len(train_states) + args.batch_size - 1) // args.batch_size
+    total = steps_per_epoch * args.epochs
+    warmup = max(1, int(0.06 * total))
+
+    def schedule(step: int) -> float:
+        return float(min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    pos_weight = positive_weights(train.y, train.applies, args.pos_weight_cap)
+    targets = torch.tensor(train.y, dtype=torch.float32)
+    loss_mask = torch.tensor(train.applies, dtype=torch.float32)
+    lengths = [len(s) for s in train_states]
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, Tensor], Floats] | None = None
+    epoch_seconds: list[float] = []
+    for epoch in range(1, args.epochs + 1):
+        top.train()
+        started = time.perf_counter()
+        total_loss = 0.0
+        for chosen in batches(lengths, args.batch_size, rng):
+            hidden, mask = collate(train_states, chosen)
+            logits = top(hidden, mask)
+            losses = F.binary_cross_entropy_with_logits(
+                logits, targets[chosen], pos_weight=pos_weight, reduction="none"
+            )
+            weights = loss_mask[chosen]
+            loss = (losses * weights).sum() / weights.sum().clamp(min=1.0)
+            optimizer.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            torch.nn.utils.clip_grad_norm_(top.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            total_loss += float(loss.detach()) * len(chosen)
+        epoch_seconds.append(time.perf_counter() - started)
+        probabilities = valid.per_text(predict(top, valid_states))
+        point = operating_point(probabilities, valid, 1.0, args.max_benign_fpr)
+        score = selection_score(point)
+        record = {
+            "epoch": epoch,
+            "train_loss": round(total_loss / len(train_states), 4),
+            "seconds": round(epoch_seconds[-1], 1),
+            "selection_score": round(score, 4),
+            "recall": point["recall"],
+            "benign_fpr": point["benign_fpr"],
+        }
+        history.append(record)
+        print(f"K={top_layers} lr={lr:g}", json.dumps(record), flush=True)
+        if best is None or score > best[0]:
+            state = {k: v.detach().clone() for k, v in top.state_dict().items()}
+            best = (score, epoch, state, probabilities)
+    assert best is not None
+    return Run(
+        top_layers=top_layers,
+        lr=lr,
+        history=history,
+        best_epoch=best[1],
+        best_score=best[0],
+        best_state=best[2],
+        best_probabilities=best[3],
+        seconds_per_epoch=float(np.mean(epoch_seconds)),
+    )
+
+
+def logistic_baseline(train: Split, valid: Split) -> Floats:
+    """The current full stage (train.py's features and heads) fitted on the training share;
+    validation probabilities per text (worst window)."""
+    encoder = TransformerEncoder()
+    x_train = features(encoder, [e.text for e in train.examples])
+    x_valid = features(encoder, valid.pieces)
+    probabilities = np.zeros((len(valid.pieces), len(head_names())))
+    for column in range(len(head_names())):
+        model = fit(x_train, train.y[:, column])
+        probabilities[:, column] = model.predict_proba(x_valid)[:, 1]
+    return valid.per_text(probabilities)
+
+
+def table(points: dict[str, dict[str, Any]]) -> str:
+    names = list(points)
+    rows = [f"| measure | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]
+    for key in (*CATEGORIES, "jailbreak", "indirect_attack"):
+        label = f"{key}: recall of medium + high" if key in CATEGORIES else f"{key}: recall"
+        cells = " | ".join(f"{p['recall'][key]:.3f}" for p in points.values())
+        rows.append(f"| {label} | {cells} |")
+    cells = " | ".join(f"{p['benign_fpr']:.1%}" for p in points.values())
+    rows.append(f"| benign filtered | {cells} |")
+    return "\n".join(rows)
+
+
+def latency(classifier: TunedClassifier, calls: int = 50) -> float:
+    classifier.probabilities([SHORT_TEXT])  # warm up
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        classifier.probabilities([SHORT_TEXT])
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--out", type=Path, default=models_dir() / TUNED_FILE)
+    parser.add_argument("--top-layers", default="2,3", help="comma-separated K to try")
+    parser.add_argument("--lrs", default="3e-5,1e-4", help="comma-separated layer learning rates")
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--pos-weight-cap", type=float, default=20.0)
+    parser.add_argument("--valid-share", type=float, default=0.2)
+    parser.add_argument("--target-recall", type=float, default=0.92)
+    parser.add_argument("--max-benign-fpr", type=float, default=0.03)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0, help="use only this many texts (smoke)")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--float32", action="store_true", help="ship float32 weights")
+    parser.add_argument("--ship", action="store_true", help="write the weights if better")
+    parser.add_argument("--report", type=Path, default=None, help="write the report JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    examples = load("train", args.data)
+    if args.limit:
+        examples = random.Random(args.seed).sample(examples, args.limit)
+    train_examples, valid_examples = split_examples(examples, args.valid_share, args.seed)
+    train = Split.of(train_examples, windowed=False)
+    valid = Split.of(valid_examples, windowed=True)
+    print(
+        f"{len(train.examples)} training texts, {len(valid.examples)} validation texts "
+        f"({len(valid.pieces)} windows, {int(valid.benign.sum())} benign)",
+        flush=True,
+    )
+
+    base = Base(load_sentence_transformer(minilm_path()).model)
+    counts = [int(k) for k in args.top_layers.split(",")]
+    keep = sorted({base.depth - k for k in counts})
+    lengths = [len(base.tokenizer(e.text)["input_ids"]) for e in examples]
+    print(
+        f"word pieces per text: median {int(np.median(lengths))}, max {max(lengths)}; "
+        f"over {args.max_length}: {sum(n > args.max_length for n in lengths)}",
+        flush=True,
+    )
+    clock = time.perf_counter()
+    train_cache = lower_states(base, train.pieces, args.max_length, keep)
+    valid_cache = lower_states(base, valid.pieces, args.max_length, keep)
+    cache_seconds = time.perf_counter() - clock
+    print(f"lower layers cached in {cache_seconds:.0f} s", flush=True)
+
+    points: dict[str, dict[str, Any]] = {}
+    baseline_probabilities: Floats | None = None
+    if not args.no_baseline:
+        clock = time.perf_counter()
+        baseline_probabilities = logistic_baseline(train, valid)
+        print(f"logistic baseline in {time.perf_counter() - clock:.0f} s", flush=True)
+
+    runs: list[Run] = []
+    for count in counts:
+        for lr in (float(v) for v in args.lrs.split(",")):
+            runs.append(
+                train_run(
+                    base,
+                    count,
+                    lr,
+                    args,
+                    train_cache[base.depth - count],
+                    train,
+                    valid_cache[base.depth - count],
+                    valid,
+                )
+            )
+    best = max(runs, key=lambda r: r.best_score)
+    tried = [
+        {
+            "top_layers": r.top_layers,
+            "lr": r.lr,
+            "best_epoch": r.best_epoch,
+            "selection_score": round(r.best_score, 4),
+            "seconds_per_epoch": round(r.seconds_per_epoch, 1),
+        }
+        for r in runs
+    ]
+    for entry in tried:
+        print("tried", json.dumps(entry), flush=True)
+
+    named = {f"fine-tuned (K={best.top_layers})": best.best_probabilities}
+    if baseline_probabilities is not None:
+        named["logistic full stage"] = baseline_probabilities
+    report: dict[str, Any] = {"tried": tried, "cache_seconds": round(cache_seconds, 1)}
+    for rule, target in (("max_recall", 1.0), ("train_py_rule", args.target_recall)):
+        points = {
+            name: operating_point(p, valid, target, args.max_benign_fpr)
+            for name, p in named.items()
+        }
+        report[rule] = points
+        print(f"\nvalidation, thresholds by {rule} (target recall {target}):\n{table(points)}")
+
+    if args.report is not None:
+        args.report.write_text(json.dumps(report, indent=1))
+    fine_score = selection_score(report["max_recall"][next(iter(named))])
+    better = baseline_probabilities is None or fine_score > selection_score(
+        report["max_recall"]["logistic full stage"]
+    )
+    if args.ship and better:
+        ship(args, best, valid, report, data_digest(examples), len(train.examples))
+    elif args.ship:
+        print("the fine-tuned model is not better on validation: nothing written")
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def ship(
+    args: argparse.Namespace,
+    best: Run,
+    valid: Split,
+    report: dict[str, Any],
+    digest: str,
+    trained_on: int,
+) -> None:
+    from safetensors.torch import save_file
+
+    dtype = torch.float32 if args.float32 else torch.float16
+    save_file({k: v.to(dtype).contiguous() for k, v in best.best_state.items()}, str(args.out))
+    point = operating_point(best.best_probabilities, valid, args.target_recall, args.max_benign_fpr)
+    metadata = {
+        "heads": head_names(),
+        "top_layers": best.top_layers,
+        "max_length": args.max_length,
+        "dtype": str(dtype).removeprefix("torch."),
+        "thresholds": point["thresholds"],
+        "threshold_rule": (
+            f"train.py's choose_thresholds on the validation split (worst window per text), "
+            f"target recall {args.target_recall}, at most {args.max_benign_fpr:.0%} of benign "
+            f"validation texts filtered by the default policy's heads"
+        ),
+        "training": {
+            "trained_on": trained_on,
+            "training_data_sha256_16": digest,
+            "validation_share": args.valid_share,
+            "seed": args.seed,
+            "lr": best.lr,
+            "head_lr": args.head_lr,
+            "epochs": best.best_epoch,
+            "schedule_epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "pos_weight_cap": args.pos_weight_cap,
+            "seconds_per_epoch": round(best.seconds_per_epoch, 1),
+        },
+        "validation": report,
+    }
+    metadata_path(args.out).write_text(json.dumps(metadata, indent=1) + "\n")
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)", flush=True)
+
+    # The shipped file, read back as served, on the validation texts.
+    classifier = TunedClassifier(args.out)
+    served = valid.per_text(classifier.window_probabilities(valid.pieces))
+    drift = float(np.abs(served - best.best_probabilities).max())
+    thresholds = classifier.thresholds
+    flips = int(((served >= thresholds) != (best.best_probabilities >= thresholds)).sum())
+    again = figures(served, valid, thresholds)
+    print(
+        f"as served ({metadata['dtype']}): largest probability change {drift:.2e}, "
+        f"decisions changed {flips}; recall {again['recall']}, benign {again['benign_fpr']:.1%}",
+        flush=True,
+    )
+    print(f"latency, one short text: median {latency(classifier):.1f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""The fine-tuned content classifier: all-MiniLM-L6-v2 with its top layers trained on our labels.
+
+The bundled MiniLM's lower layers run unchanged (the very modules of the copy the embeddings
+endpoint shares, read but never written) and their output goes through fine-tuned copies of the
+top layers, a mean over the tokens and a linear layer with one output per classifier head
+(`head_names()`). Only the fine-tuned part is saved (`models/minilm-tuned-top.safetensors`,
+with a JSON of its settings and thresholds); `ceruleum.safety.training.finetune` makes both.
+An experiment so far: no tuned model is shipped or served (why: docs/safety.md).
+
+The layers are written out here in plain torch rather than called through transformers, so that
+training, the shipped file and serving do not depend on one transformers version's layer API.
+Like the logistic classifier, a long text scores as its worst window (`features.windows`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ceruleum.engine.sentence_models import load_sentence_transformer
+from ceruleum.safety.classifier import Array, head_names, models_dir
+from ceruleum.safety.features import worst_window
+
+TUNED_FILE = "minilm-tuned-top.safetensors"
+DROPOUT = 0.1
+BATCH = 64
+
+
+def metadata_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+class Layer(nn.Module):
+    """One BERT encoder layer (post-norm, exact GELU), over the given submodules."""
+
+    def __init__(self, modules: dict[str, nn.Module], heads: int) -> None:
+        super().__init__()
+        self.query = modules["query"]
+        self.key = modules["key"]
+        self.value = modules["value"]
+        self.attention_out = modules["attention_out"]
+        self.attention_norm = modules["attention_norm"]
+        self.intermediate = modules["intermediate"]
+        self.output = modules["output"]
+        self.output_norm = modules["output_norm"]
+        self.heads = heads
+
+    @classmethod
+    def of(cls, bert_layer: nn.Module, heads: int) -> Layer:
+        """A view of a transformers BertLayer: its own modules, shared, not copied."""
+        names = {
+            "query": "attention.self.query",
+            "key": "attention.self.key",
+            "value": "attention.self.value",
+            "attention_out": "attention.output.dense",
+            "attention_norm": "attention.output.LayerNorm",
+            "intermediate": "intermediate.dense",
+            "output": "output.dense",
+            "output_norm": "output.LayerNorm",
+        }
+        return cls({k: bert_layer.get_submodule(v) for k, v in names.items()}, heads)
+
+    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        """hidden: (batch, tokens, dims); mask: (batch, tokens), True on real tokens."""
+        batch, tokens, dims = hidden.shape
+
+        def split(x: Tensor) -> Tensor:
+            return x.view(batch, tokens, self.heads, dims // self.heads).transpose(1, 2)
+
+        attended = F.scaled_dot_product_attention(
+            split(self.query(hidden)),
+            split(self.key(hidden)),
+            split(self.value(hidden)),
+            attn_mask=mask[:, None, None, :],
+            dropout_p=DROPOUT if self.training else 0.0,
+        )
+        attended = attended.transpose(1, 2).reshape(batch, tokens, dims)
+        projected: Tensor = self.attention_out(attended)
+        hidden = self.attention_norm(hidden + F.dropout(projected, DROPOUT, self.training))
+        expanded = F.gelu(self.intermediate(hidden))
+        out: Tensor = self.output(expanded)
+        result: Tensor = self.output_norm(hidden + F.dropout(out, DROPOUT, self.training))
+        return result
+
+
+def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class TunedTop(nn.Module):
+    """The fine-tuned part: the top transformer layers, a token mean and the linear heads."""
+
+    def __init__(self, layers: Sequence[Layer], dims: int, outputs: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Linear(dims, outputs)
+
+    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        for layer in self.layers:
+            hidden = layer(hidden, mask)
+        pooled = F.dropout(mean_pool(hidden, mask), DROPOUT, self.training)
+        logits: Tensor = self.head(pooled)
+        return logits
+
+
+class Base:
+    """The bundled MiniLM as shared with the embeddings endpoint: its tokenizer and, run in
+    inference only, its embeddings and lower layers."""
+
+    def __init__(self, model: Any) -> None:
+        self.tokenizer: Any = model.tokenizer
+        self.bert = cast(nn.Module, model[0].auto_model)
+        config: Any = getattr(self.bert, "config")  # noqa: B009 (nn.Module's typing hides it)
+        if config.hidden_act != "gelu":
+            raise ValueError(f"unexpected activation {config.hidden_act!r}")
+        self.heads = int(config.num_attention_heads)
+        self.dims = int(config.hidden_size)
+        self.depth = int(config.num_hidden_layers)
+        self._embeddings = self.bert.get_submodule("embeddings")
+        self._layers = [self.layer(i) for i in range(self.depth)]
+        for layer in self._layers:
+            layer.training = False  # not .eval(): that would reach into the shared modules
+
+    def layer(self, index: int) -> Layer:
+        return Layer.of(self.bert.get_submodule(f"encoder.layer.{index}"), self.heads)
+
+    def trainable_top(self, count: int) -> TunedTop:
+        """Independent copies of the top `count` layers under a fresh head."""
+        layers = [copy.deepcopy(self.layer(i)) for i in range(self.depth - count, self.depth)]
+        top = TunedTop(layers, self.dims, len(head_names()))
+        for parameter in top.parameters():
+            parameter.requires_grad_(True)
+        return top
+
+    def tokenize(self, texts: Sequence[str], max_length: int) -> tuple[Tensor, Tensor, Tensor]:
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        ids = cast(Tensor, batch["input_ids"])
+        types = cast(Tensor, batch.get("token_type_ids", torch.zeros_like(ids)))
+        mask = cast(Tensor, batch["attention_mask"]).bool()
+        return ids, types, mask
+
+    def hidden_states(self, ids: Tensor, types: Tensor, mask: Tensor, upto: int) -> list[Tensor]:
+        """The embeddings' output and then each of the first `upto` layers' (no gradients)."""
+        with torch.no_grad():
+            states = [cast(Tensor, self._embeddings(input_ids=ids, token_type_ids=types))]
+            for layer in self._layers[:upto]:
+                states.append(layer(states[-1], mask))
+        return states
+
+
+class TunedClassifier:
+    """Per-head probabilities from the shipped fine-tuned model."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        weights = path or models_dir() / TUNED_FILE
+        self.metadata: dict[str, Any] = json.loads(metadata_path(weights).read_text())
+        if self.metadata["heads"] != head_names():
+            raise ValueError("the tuned model does not match this version's heads")
+        self.max_length = int(self.metadata["max_length"])
+        count = int(self.metadata["top_layers"])
+        from ceruleum.safety.encoder import minilm_path  # encoder imports the classifier
+
+        self._base = Base(load_sentence_transformer(minilm_path()).model)
+        self._first = self._base.depth - count
+        self._top = self._base.trainable_top(count)
+        from safetensors.torch import load_file
+
+        state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        self._top.load_state_dict(state)
+        self._top.eval()
+        self._top.requires_grad_(False)
+        self.thresholds: Array = np.array(
+            [self.metadata["thresholds"][h] for h in head_names()], dtype=np.float32
+        )
+
+    def window_probabilities(self, pieces: Sequence[str]) -> Array:
+        """(pieces, heads) probabilities, each piece read as one window."""
+        out = np.zeros((len(pieces), len(head_names())), dtype=np.float32)
+        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+        for start in range(0, len(order), BATCH):
+            chosen = order[start : start + BATCH]
+            ids, types, mask = self._base.tokenize([pieces[i] for i in chosen], self.max_length)
+            hidden = self._base.hidden_states(ids, types, mask, self._first)[-1]
+            with torch.no_grad():
+                logits = self._top(hidden, mask)
+            out[chosen] = torch.sigmoid(logits).numpy()
+        return out
+
+    def probabilities(self, texts: Sequence[str]) -> Array:
+        """(texts, heads) probabilities; a long text scores as its worst window."""
+        return worst_window(texts, self.window_probabilities, len(head_names()))

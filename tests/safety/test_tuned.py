@@ -1,0 +1,56 @@
+"""The fine-tuning experiment's model code (ceruleum/safety/tuned.py): its plain-torch BERT layers
+reproduce MiniLM's own, and a top saved as finetune.py saves it is read back as it was."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ceruleum.engine.sentence_models import load_sentence_transformer
+from ceruleum.safety.classifier import head_names
+from ceruleum.safety.encoder import minilm_path
+from ceruleum.safety.tuned import Base, TunedClassifier, metadata_path
+
+TEXTS = ["I will find you tonight and stab you", "How do I kill a stuck Linux process?", "Hi"]
+
+
+@pytest.fixture(scope="module")
+def base() -> Base:
+    return Base(load_sentence_transformer(minilm_path()).model)
+
+
+def test_the_layers_reproduce_minilm(base: Base) -> None:
+    ids, types, mask = base.tokenize(TEXTS, 256)
+    ours = base.hidden_states(ids, types, mask, base.depth)
+    with torch.no_grad():
+        theirs = base.bert(
+            input_ids=ids, token_type_ids=types, attention_mask=mask, output_hidden_states=True
+        ).hidden_states
+    assert len(ours) == len(theirs) == base.depth + 1
+    for mine, reference in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(mine[mask], reference[mask], rtol=1e-4, atol=1e-4)
+
+
+def test_a_saved_top_is_served_as_trained(base: Base, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    top = base.trainable_top(2)
+    top.eval()
+    weights = tmp_path / "top.safetensors"
+    save_file({k: v.contiguous() for k, v in top.state_dict().items()}, str(weights))
+    thresholds = {h: 0.5 for h in head_names()}
+    metadata = {"heads": head_names(), "top_layers": 2, "max_length": 256, "thresholds": thresholds}
+    metadata_path(weights).write_text(json.dumps(metadata))
+
+    served = TunedClassifier(weights).probabilities(TEXTS)
+    ids, types, mask = base.tokenize(TEXTS, 256)
+    with torch.no_grad():
+        hidden = base.hidden_states(ids, types, mask, base.depth - 2)[-1]
+        expected = torch.sigmoid(top(hidden, mask)).numpy()
+    assert served.shape == (len(TEXTS), len(head_names()))
+    np.testing.assert_allclose(served, expected, rtol=1e-4, atol=1e-5)
