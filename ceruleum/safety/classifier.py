@@ -5,12 +5,14 @@ categories are ordinal, one head per level ("violence ≥ low", "≥ medium", "�
 gets the highest level whose head clears its threshold; the detectors (jailbreak, indirect attack)
 are one head each.
 
-Two stages of the same heads run as a cascade. The fast stage reads static MiniLM embeddings
-(distilled from the bundled all-MiniLM-L6-v2, microseconds a text); a text on which any fast head
-comes near firing is read again by the full stage (the MiniLM transformer itself, ~10 ms a short
-text on two cores), whose verdict is final. Ordinary traffic is thus decided by the fast stage
-and everything that looks risky by the better one. Weights, thresholds and the escalation bound
-are written by `ceruleum.safety.training.train` (see docs/safety.md).
+Two stages run as a cascade. The fast stage reads static MiniLM embeddings (distilled from the
+bundled all-MiniLM-L6-v2, microseconds a text); a text on which any fast head comes near firing
+is read again by the full stage, whose verdict is final: MiniLM fine-tuned on our labels
+(`tuned.py`) where it is shipped, else the same logistic heads over the MiniLM transformer's
+embedding (~8 ms a short text on one core). Ordinary traffic is thus decided by the fast stage
+and everything that looks risky by the better one. The logistic weights, their thresholds and
+the escalation bound are written by `ceruleum.safety.training.train`, the fine-tuned model by
+`ceruleum.safety.training.finetune` (see docs/safety.md).
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class ClassifierWeights:
         with np.load(path or models_dir() / MODEL_FILE) as data:
             metadata = json.loads(str(data["metadata"]))
             heads = list(metadata.pop("heads"))
+            if heads != head_names():
+                raise ValueError("the classifier file does not match this version's heads")
             escalate_at = float(metadata.pop("escalate_at"))
             stages = {}
             for name in STAGES:
@@ -122,28 +126,52 @@ def _sigmoid(logits: Array) -> Array:
     return out
 
 
-class ContentClassifier:
-    def __init__(self, encoders: dict[str, Encoder], weights: ClassifierWeights) -> None:
-        if weights.heads != head_names():
-            raise ValueError("the classifier file does not match this version's heads")
-        self._encoders = encoders
+class Scorer(Protocol):
+    """One stage's reader: per-window head probabilities and the thresholds that judge them."""
+
+    @property
+    def thresholds(self) -> Array: ...
+
+    def window_probabilities(self, pieces: list[str]) -> Array:
+        """(pieces, heads) probabilities, each piece read as one window."""
+        ...
+
+
+class LogisticStage:
+    """A stage of the logistic heads over an encoder's embedding and the hashed n-grams."""
+
+    def __init__(self, encoder: Encoder, weights: StageWeights) -> None:
+        self._encoder = encoder
         self._weights = weights
-        self._column = {name: i for i, name in enumerate(weights.heads)}
+
+    @property
+    def thresholds(self) -> Array:
+        return self._weights.thresholds
+
+    def window_probabilities(self, pieces: list[str]) -> Array:
+        embeddings = self._encoder.embed(pieces)
+        return _sigmoid(self._weights.logits(embeddings, lexical_features(pieces)))
+
+
+class ContentClassifier:
+    def __init__(self, stages: dict[str, Scorer], *, escalate_at: float) -> None:
+        """`stages` holds "fast" and "full"; a fast probability from `escalate_at` up hands
+        the text to the full stage."""
+        if set(stages) != set(STAGES):
+            raise ValueError(f"the classifier needs the stages {STAGES}")
+        self._stages = stages
+        self._escalate_at = escalate_at
+        self._heads = head_names()
+        self._column = {name: i for i, name in enumerate(self._heads)}
 
     def stage_probabilities(self, stage: str, texts: Sequence[str]) -> Array:
         """(texts, heads) probabilities of one stage; a long text scores as its worst window."""
-        weights = self._weights.stages[stage]
-        encoder = self._encoders[stage]
-
-        def score(pieces: list[str]) -> Array:
-            return _sigmoid(weights.logits(encoder.embed(pieces), lexical_features(pieces)))
-
-        return worst_window(texts, score, len(self._weights.heads))
+        return worst_window(texts, self._stages[stage].window_probabilities, len(self._heads))
 
     def classify(self, texts: Sequence[str]) -> list[Scores]:
         probabilities = self.stage_probabilities("fast", texts)
         stages = ["fast"] * len(texts)
-        risky = [i for i, row in enumerate(probabilities) if row.max() >= self._weights.escalate_at]
+        risky = [i for i, row in enumerate(probabilities) if row.max() >= self._escalate_at]
         if risky:
             full = self.stage_probabilities("full", [texts[i] for i in risky])
             probabilities[risky] = full
@@ -153,7 +181,7 @@ class ContentClassifier:
 
     def _scores(self, row: Array, stage: str) -> Scores:
         # A text the fast stage keeps is one on which no head came near firing: it is safe.
-        hits = row >= self._weights.stages[stage].thresholds
+        hits = row >= self._stages[stage].thresholds
         if stage == "fast":
             hits[:] = False
         severities = {}
@@ -168,7 +196,7 @@ class ContentClassifier:
                 severity = Severity.HIGH if high else Severity.MEDIUM
             severities[category] = severity
         return Scores(
-            probabilities={h: float(p) for h, p in zip(self._weights.heads, row, strict=True)},
+            probabilities={h: float(p) for h, p in zip(self._heads, row, strict=True)},
             severities=severities,
             detected={d: bool(hits[self._column[d]]) for d in DETECTORS},
             stage=stage,

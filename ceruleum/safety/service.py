@@ -16,7 +16,12 @@ from ceruleum.safety.analyzers import (
     ProfanityAnalyzer,
     plugin_factories,
 )
-from ceruleum.safety.classifier import ClassifierWeights, ContentClassifier, Encoder
+from ceruleum.safety.classifier import (
+    ClassifierWeights,
+    ContentClassifier,
+    LogisticStage,
+    Scorer,
+)
 from ceruleum.safety.filter import ContentFilter
 from ceruleum.safety.policy import DEFAULT_POLICY, ContentFilterPolicy, PolicyError
 
@@ -42,6 +47,22 @@ def check_filter_switch(*, enabled: bool, dev_mode: bool) -> None:
         )
 
 
+def load_classifier() -> ContentClassifier:
+    """The shipped cascade: the fast logistic stage, then the fine-tuned MiniLM where it is
+    shipped (models/minilm-tuned-top.safetensors), else the logistic heads over MiniLM."""
+    from ceruleum.safety.encoder import StaticEncoder, TransformerEncoder
+    from ceruleum.safety.tuned import TunedClassifier, tuned_model_shipped
+
+    weights = ClassifierWeights.load()
+    full: Scorer = (
+        TunedClassifier()
+        if tuned_model_shipped()
+        else LogisticStage(TransformerEncoder(), weights.stages["full"])
+    )
+    fast = LogisticStage(StaticEncoder(), weights.stages["fast"])
+    return ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
+
+
 class ClassifierLoader:
     """Loads the classifier once, on a background thread; `get` waits for it."""
 
@@ -55,10 +76,7 @@ class ClassifierLoader:
 
     def _load(self) -> None:
         try:
-            from ceruleum.safety.encoder import StaticEncoder, TransformerEncoder
-
-            encoders: dict[str, Encoder] = {"fast": StaticEncoder(), "full": TransformerEncoder()}
-            self._classifier = ContentClassifier(encoders, ClassifierWeights.load())
+            self._classifier = load_classifier()
         except BaseException as exc:
             logger.exception("the content classifier failed to load")
             self._error = exc

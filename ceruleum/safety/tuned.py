@@ -5,7 +5,9 @@ endpoint shares, read but never written) and their output goes through fine-tune
 top layers, a mean over the tokens and a linear layer with one output per classifier head
 (`head_names()`). Only the fine-tuned part is saved (`models/minilm-tuned-top.safetensors`,
 with a JSON of its settings and thresholds); `ceruleum.safety.training.finetune` makes both.
-An experiment so far: no tuned model is shipped or served (why: docs/safety.md).
+Where the file is shipped it is the content classifier's full stage (safety/service.py). Served
+in bfloat16 where the CPU multiplies it natively, like the logistic full stage's MiniLM, and the
+windows of concurrent requests go through in shared batches.
 
 The layers are written out here in plain torch rather than called through transformers, so that
 training, the shipped file and serving do not depend on one transformers version's layer API.
@@ -25,7 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ceruleum.engine.sentence_models import load_sentence_transformer
+from ceruleum.engine.sentence_models import (
+    Precision,
+    SharedModel,
+    bfloat16_is_fast,
+    load_sentence_transformer,
+)
+from ceruleum.safety.batching import SharedBatches
 from ceruleum.safety.classifier import Array, head_names, models_dir
 from ceruleum.safety.features import worst_window
 
@@ -36,6 +44,10 @@ BATCH = 64
 
 def metadata_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
+
+
+def tuned_model_shipped() -> bool:
+    return (models_dir() / TUNED_FILE).exists()
 
 
 class Layer(nn.Module):
@@ -164,9 +176,9 @@ class Base:
 
 
 class TunedClassifier:
-    """Per-head probabilities from the shipped fine-tuned model."""
+    """Per-head probabilities from the shipped fine-tuned model: a `Scorer` (classifier.py)."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, precision: Precision | None = None) -> None:
         weights = path or models_dir() / TUNED_FILE
         self.metadata: dict[str, Any] = json.loads(metadata_path(weights).read_text())
         if self.metadata["heads"] != head_names():
@@ -175,30 +187,43 @@ class TunedClassifier:
         count = int(self.metadata["top_layers"])
         from ceruleum.safety.encoder import minilm_path  # encoder imports the classifier
 
-        self._base = Base(load_sentence_transformer(minilm_path()).model)
+        chosen = precision or ("bfloat16" if bfloat16_is_fast() else "float32")
+        self._shared: SharedModel = load_sentence_transformer(minilm_path(), chosen)
+        self._base = Base(self._shared.model)
         self._first = self._base.depth - count
         self._top = self._base.trainable_top(count)
         from safetensors.torch import load_file
 
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
         self._top.load_state_dict(state)
+        self._top.to(torch.bfloat16 if chosen == "bfloat16" else torch.float32)
         self._top.eval()
         self._top.requires_grad_(False)
-        self.thresholds: Array = np.array(
+        self._thresholds: Array = np.array(
             [self.metadata["thresholds"][h] for h in head_names()], dtype=np.float32
         )
+        self._batches = SharedBatches(self._read)
+
+    @property
+    def thresholds(self) -> Array:
+        return self._thresholds
 
     def window_probabilities(self, pieces: Sequence[str]) -> Array:
         """(pieces, heads) probabilities, each piece read as one window."""
+        return self._batches.encode(pieces)
+
+    def _read(self, pieces: list[str]) -> Array:
         out = np.zeros((len(pieces), len(head_names())), dtype=np.float32)
         order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
-        for start in range(0, len(order), BATCH):
-            chosen = order[start : start + BATCH]
-            ids, types, mask = self._base.tokenize([pieces[i] for i in chosen], self.max_length)
-            hidden = self._base.hidden_states(ids, types, mask, self._first)[-1]
-            with torch.no_grad():
-                logits = self._top(hidden, mask)
-            out[chosen] = torch.sigmoid(logits).numpy()
+        with self._shared.lock:
+            for start in range(0, len(order), BATCH):
+                chosen = order[start : start + BATCH]
+                batch = [pieces[i] for i in chosen]
+                ids, types, mask = self._base.tokenize(batch, self.max_length)
+                hidden = self._base.hidden_states(ids, types, mask, self._first)[-1]
+                with torch.no_grad():
+                    logits = self._top(hidden, mask)
+                out[chosen] = torch.sigmoid(logits.float()).numpy()
         return out
 
     def probabilities(self, texts: Sequence[str]) -> Array:

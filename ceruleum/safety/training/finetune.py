@@ -442,6 +442,9 @@ def main() -> int:
     named = {f"fine-tuned (K={best.top_layers})": best.best_probabilities}
     if baseline_probabilities is not None:
         named["logistic full stage"] = baseline_probabilities
+        # Their mean: the fine-tuned model reads violence and self-harm better, the n-grams
+        # of the logistic heads jailbreaks and hidden instructions.
+        named["mean of the two"] = (best.best_probabilities + baseline_probabilities) / 2
     report: dict[str, Any] = {"tried": tried, "cache_seconds": round(cache_seconds, 1)}
     for rule, target in (("max_recall", 1.0), ("train_py_rule", args.target_recall)):
         points = {
