@@ -8,19 +8,49 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ceruleum.safety.analyzers import ClassifierAnalyzer, Segment
 from ceruleum.safety.categories import CATEGORIES, Severity
 from ceruleum.safety.classifier import ClassifierWeights, ContentClassifier, head_names
 from ceruleum.safety.features import SHORT_WINDOW, windows
+from ceruleum.safety.filter import ContentFilter
+from ceruleum.safety.policy import DEFAULT_POLICY, Source
 from ceruleum.safety.service import ClassifierLoader
 
 VIOLENT = "I am going to stab my neighbour tonight and make him bleed until he dies."
 
 
 @pytest.fixture(scope="module")
-def classifier() -> ContentClassifier:
+def loader() -> ClassifierLoader:
     loader = ClassifierLoader()
     loader.start()
-    return loader.get()
+    return loader
+
+
+@pytest.fixture(scope="module", params=["prompt", "completion"])
+def classifier(loader: ClassifierLoader, request: pytest.FixtureRequest) -> ContentClassifier:
+    """Each side's cascade: prompts and completions have their own full stage."""
+    return loader.get(request.param)
+
+
+def test_each_side_has_its_own_cascade(loader: ClassifierLoader) -> None:
+    assert loader.get("prompt") is not loader.get("completion")
+    assert loader.get("prompt") is loader.get()
+
+
+def test_the_filter_reads_each_side_with_its_classifier(loader: ClassifierLoader) -> None:
+    asked: list[str] = []
+
+    def classifier_for(source: Source) -> ContentClassifier:
+        asked.append(source)
+        return loader.get(source)
+
+    content_filter = ContentFilter([ClassifierAnalyzer(classifier_for)])
+    for source in ("prompt", "completion"):
+        [verdict] = content_filter.check(
+            [[Segment(VIOLENT, "assistant")]], source=source, rules=DEFAULT_POLICY.rules(source)
+        )
+        assert verdict.filtered
+    assert asked == ["prompt", "completion"]
 
 
 def test_the_shipped_weights_match_this_version(tmp_path: Path) -> None:
