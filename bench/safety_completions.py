@@ -2,9 +2,10 @@
 
 Starts a server with filtering off (development mode), asks the bundled model 25 ordinary
 questions twice with n=4 at temperature 1.0 (the API's default) and max_tokens 40, then judges
-the 200 completions under Azure's default policy with each side's classifier: the completion
-cascade (what the server applies to completions) and, for comparison, the prompt cascade. Prints
-JSON: the share filtered by each, and the filtered texts' first 100 characters. A small model's
+the 200 completions under Azure's default policy with the classifier the server applies to
+completions and, for comparison, a cascade whose full stage is the logistic heads over MiniLM
+(the fallback where no fine-tuned model is shipped). Prints JSON: the share filtered by each,
+and the filtered texts' first 100 characters. A small model's
 answers are often garbled, and garbled text is where a classifier trips.
 
 Usage:
@@ -29,7 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway import MODEL, start  # the same server launcher as the gateway bench
 
 from ceruleum.safety.analyzers import ClassifierAnalyzer, Segment
-from ceruleum.safety.classifier import ContentClassifier
+from ceruleum.safety.classifier import (
+    ClassifierWeights,
+    ContentClassifier,
+    LogisticStage,
+    Scorer,
+)
+from ceruleum.safety.encoder import StaticEncoder, TransformerEncoder
 from ceruleum.safety.filter import ContentFilter
 from ceruleum.safety.policy import DEFAULT_POLICY
 from ceruleum.safety.service import ClassifierLoader
@@ -84,6 +91,15 @@ async def completions(base_url: str, key: str, max_tokens: int, repeats: int) ->
     return [text for group in answers for text in group]
 
 
+def logistic_cascade() -> ContentClassifier:
+    weights = ClassifierWeights.load()
+    stages: dict[str, Scorer] = {
+        "fast": LogisticStage(StaticEncoder(), weights.stages["fast"]),
+        "full": LogisticStage(TransformerEncoder(), weights.stages["full"]),
+    }
+    return ContentClassifier(stages, escalate_at=weights.escalate_at)
+
+
 def judged(texts: list[str], classifier: ContentClassifier) -> dict[str, Any]:
     """The share of `texts` the default completion policy filters when read by `classifier`."""
     content_filter = ContentFilter([ClassifierAnalyzer(lambda source: classifier)])
@@ -125,8 +141,8 @@ def main() -> int:
         "completions": len(texts),
         "max_tokens": args.max_tokens,
     }
-    for side in ("completion", "prompt"):
-        report[f"{side}_cascade"] = judged(texts, loader.get(side))
+    report["served"] = judged(texts, loader.get("completion"))
+    report["logistic_full_stage"] = judged(texts, logistic_cascade())
     print(json.dumps(report, indent=2))
     return 0
 

@@ -48,26 +48,24 @@ def check_filter_switch(*, enabled: bool, dev_mode: bool) -> None:
 
 
 def load_classifiers() -> dict[Source, ContentClassifier]:
-    """The shipped cascades, one per side. Both start with the fast logistic stage. Prompts are
-    then read by MiniLM fine-tuned on our labels where it is shipped (it finds far more harm in
-    what people write); completions by the logistic heads over MiniLM, because the fine-tuned
-    model filtered 8.5-12.5% of the bundled small model's answers to ordinary prompts where these
-    filtered 2.5-5% (bench/safety_completions.py, docs/safety.md). Both read with one MiniLM."""
+    """The shipped cascade of each side (prompts, completions): the fast logistic stage, then
+    MiniLM fine-tuned on our labels where it is shipped, else the logistic heads over MiniLM's
+    embedding. Both sides read with the same cascade today; each has its own entry so that a
+    side can be given its own full stage, as completions briefly were while the fine-tuned model
+    stopped 8.5-12.5% of the bundled model's answers to ordinary questions (before the hard
+    negatives added on 2026-11-30; bench/safety_completions.py, docs/safety.md)."""
     from ceruleum.safety.encoder import StaticEncoder, TransformerEncoder
     from ceruleum.safety.tuned import TunedClassifier, tuned_model_shipped
 
     weights = ClassifierWeights.load()
+    full: Scorer = (
+        TunedClassifier()
+        if tuned_model_shipped()
+        else LogisticStage(TransformerEncoder(), weights.stages["full"])
+    )
     fast = LogisticStage(StaticEncoder(), weights.stages["fast"])
-    logistic = LogisticStage(TransformerEncoder(), weights.stages["full"])
-    prompt_full: Scorer = TunedClassifier() if tuned_model_shipped() else logistic
-    return {
-        "prompt": ContentClassifier(
-            {"fast": fast, "full": prompt_full}, escalate_at=weights.escalate_at
-        ),
-        "completion": ContentClassifier(
-            {"fast": fast, "full": logistic}, escalate_at=weights.escalate_at
-        ),
-    }
+    cascade = ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
+    return {"prompt": cascade, "completion": cascade}
 
 
 class ClassifierLoader:
