@@ -46,7 +46,7 @@ def main() -> int:
     loader = ClassifierLoader()
     loader.start()
     classifier = loader.get()
-    content_filter = ContentFilter([ClassifierAnalyzer(lambda source: classifier)])
+    content_filter = ContentFilter([ClassifierAnalyzer(lambda: classifier)])
     items = [[Segment(e.text, e.role)] for e in examples]  # type: ignore[arg-type]
     started = time.perf_counter()
     verdicts = content_filter.check(items, source="prompt", rules=rules)

@@ -2,11 +2,10 @@
 
 The embeddings endpoint and the content classifier both read with the bundled MiniLM, each in the
 precision it needs: one copy per (path, precision) serves every caller. Every call goes through
-its lock: the fast tokenizer under it is not
-thread-safe (concurrent calls that set truncation fail with "Already borrowed"), and torch
-already spreads one encode over every core. Loading prints nothing: transformers' progress bars
-and load report would otherwise land on whatever stderr is current, in server logs and in the
-middle of CLI output.
+its lock: the fast tokenizer under it is not thread-safe (concurrent calls that set truncation
+fail with "Already borrowed"), and torch already spreads one encode over the cores it may use.
+Loading prints nothing: transformers' progress bars and load report would otherwise land on
+whatever stderr is current, in server logs and in the middle of CLI output.
 
 PyTorch's CPU threads share the cores the engine decodes on (it takes them all): the server sets
 how many with `use_torch_threads` before the first load (settings.torch_threads).

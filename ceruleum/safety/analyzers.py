@@ -15,7 +15,6 @@ from typing import Literal, Protocol
 from ceruleum.safety.blocklist import CompiledBlocklist
 from ceruleum.safety.categories import CATEGORIES, Severity
 from ceruleum.safety.classifier import ContentClassifier
-from ceruleum.safety.policy import Source
 from ceruleum.safety.profanity import contains_profanity
 
 Role = Literal["system", "user", "assistant", "document"]
@@ -53,10 +52,8 @@ class Findings:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Per-request inputs some analyzers need: which side is checked (prompt or completion) and
-    the blocklists this side of the policy attaches."""
+    """Per-request inputs some analyzers need: the blocklists this side of the policy attaches."""
 
-    source: Source = "prompt"
     blocklists: Sequence[CompiledBlocklist] = ()
 
 
@@ -76,13 +73,12 @@ class ClassifierAnalyzer:
     name = "classifier"
     provides = frozenset({*CATEGORIES, "jailbreak", "indirect_attack"})
 
-    def __init__(self, classifier_for: Callable[[Source], ContentClassifier]) -> None:
-        self._classifier_for = classifier_for
+    def __init__(self, classifier: Callable[[], ContentClassifier]) -> None:
+        self._classifier = classifier
 
     def analyze(self, items: Sequence[Sequence[Segment]], context: Context) -> list[Findings]:
         flat = [(i, s) for i, item in enumerate(items) for s in item if s.text.strip()]
-        classifier = self._classifier_for(context.source)
-        scores = classifier.classify([s.text for _, s in flat]) if flat else []
+        scores = self._classifier().classify([s.text for _, s in flat]) if flat else []
         out = [Findings() for _ in items]
         for (index, segment), score in zip(flat, scores, strict=True):
             found = Findings(severities=dict(score.severities), scores=dict(score.probabilities))

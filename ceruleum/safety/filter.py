@@ -41,7 +41,7 @@ class ContentFilter:
     ) -> list[Verdict]:
         """One verdict per item (a prompt, or one choice's completion text)."""
         attached = [b for b in blocklists if b.name in rules.blocklists]
-        context = Context(source=source, blocklists=attached)
+        context = Context(blocklists=attached)
         merged = [Findings() for _ in items]
         failed: set[str] = set()
         for analyzer in self.analyzers:

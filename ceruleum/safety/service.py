@@ -23,7 +23,7 @@ from ceruleum.safety.classifier import (
     Scorer,
 )
 from ceruleum.safety.filter import ContentFilter
-from ceruleum.safety.policy import DEFAULT_POLICY, ContentFilterPolicy, PolicyError, Source
+from ceruleum.safety.policy import DEFAULT_POLICY, ContentFilterPolicy, PolicyError
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,10 @@ def check_filter_switch(*, enabled: bool, dev_mode: bool) -> None:
         )
 
 
-def load_classifiers() -> dict[Source, ContentClassifier]:
-    """The shipped cascade of each side (prompts, completions): the fast logistic stage, then
+def load_classifier() -> ContentClassifier:
+    """The shipped cascade, for prompts and completions alike: the fast logistic stage, then
     MiniLM fine-tuned on our labels where it is shipped, else the logistic heads over MiniLM's
-    embedding. Both sides read with the same cascade today; each has its own entry so that a
-    side can be given its own full stage, as completions briefly were while the fine-tuned model
-    stopped 8.5-12.5% of the bundled model's answers to ordinary questions (before the hard
-    negatives added on 2026-11-30; bench/safety_completions.py, docs/safety.md)."""
+    embedding."""
     from ceruleum.safety.encoder import StaticEncoder, TransformerEncoder
     from ceruleum.safety.tuned import TunedClassifier, tuned_model_shipped
 
@@ -64,15 +61,14 @@ def load_classifiers() -> dict[Source, ContentClassifier]:
         else LogisticStage(TransformerEncoder(), weights.stages["full"])
     )
     fast = LogisticStage(StaticEncoder(), weights.stages["fast"])
-    cascade = ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
-    return {"prompt": cascade, "completion": cascade}
+    return ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
 
 
 class ClassifierLoader:
     """Loads the classifier once, on a background thread; `get` waits for it."""
 
     def __init__(self) -> None:
-        self._classifiers: dict[Source, ContentClassifier] | None = None
+        self._classifier: ContentClassifier | None = None
         self._error: BaseException | None = None
         self._loaded = threading.Event()
 
@@ -81,7 +77,7 @@ class ClassifierLoader:
 
     def _load(self) -> None:
         try:
-            self._classifiers = load_classifiers()
+            self._classifier = load_classifier()
         except BaseException as exc:
             logger.exception("the content classifier failed to load")
             self._error = exc
@@ -92,14 +88,13 @@ class ClassifierLoader:
     def state(self) -> str:
         if not self._loaded.is_set():
             return "loading"
-        return "ready" if self._classifiers is not None else "failed"
+        return "ready" if self._classifier is not None else "failed"
 
-    def get(self, source: Source = "prompt") -> ContentClassifier:
-        """The classifier for one side (prompts or completions); waits for the load."""
+    def get(self) -> ContentClassifier:
         self._loaded.wait()
-        if self._classifiers is None:
+        if self._classifier is None:
             raise RuntimeError("the content classifier is not available") from self._error
-        return self._classifiers[source]
+        return self._classifier
 
 
 def default_policy(configured: str | None) -> ContentFilterPolicy:

@@ -8,49 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ceruleum.safety.analyzers import ClassifierAnalyzer, Segment
 from ceruleum.safety.categories import CATEGORIES, Severity
 from ceruleum.safety.classifier import ClassifierWeights, ContentClassifier, head_names
 from ceruleum.safety.features import SHORT_WINDOW, windows
-from ceruleum.safety.filter import ContentFilter
-from ceruleum.safety.policy import DEFAULT_POLICY, Source
 from ceruleum.safety.service import ClassifierLoader
 
 VIOLENT = "I am going to stab my neighbour tonight and make him bleed until he dies."
 
 
 @pytest.fixture(scope="module")
-def loader() -> ClassifierLoader:
+def classifier() -> ContentClassifier:
     loader = ClassifierLoader()
     loader.start()
-    return loader
-
-
-@pytest.fixture(scope="module", params=["prompt", "completion"])
-def classifier(loader: ClassifierLoader, request: pytest.FixtureRequest) -> ContentClassifier:
-    """Each side's cascade (prompts, completions)."""
-    return loader.get(request.param)
-
-
-def test_each_side_has_a_cascade(loader: ClassifierLoader) -> None:
-    assert loader.get() is loader.get("prompt")
-    assert isinstance(loader.get("completion"), ContentClassifier)
-
-
-def test_the_filter_reads_each_side_with_its_classifier(loader: ClassifierLoader) -> None:
-    asked: list[str] = []
-
-    def classifier_for(source: Source) -> ContentClassifier:
-        asked.append(source)
-        return loader.get(source)
-
-    content_filter = ContentFilter([ClassifierAnalyzer(classifier_for)])
-    for source in ("prompt", "completion"):
-        [verdict] = content_filter.check(
-            [[Segment(VIOLENT, "assistant")]], source=source, rules=DEFAULT_POLICY.rules(source)
-        )
-        assert verdict.filtered
-    assert asked == ["prompt", "completion"]
+    return loader.get()
 
 
 def test_the_shipped_weights_match_this_version(tmp_path: Path) -> None:
