@@ -9,7 +9,7 @@ import typer
 
 from ceruleum.commands import blocklists, deployments, keys, projects, usage
 from ceruleum.engine.registry import builtin_names, resolve_chat_model, resolve_embedding_model
-from ceruleum.settings import load_settings
+from ceruleum.settings import InvalidSettingsError, load_settings
 
 app = typer.Typer(help="Ceruleum: an Azure OpenAI-style AI platform on your own machines.")
 models_app = typer.Typer(help="Models this installation can serve.")
@@ -48,13 +48,17 @@ def serve(
     from ceruleum.safety.service import ContentFilterRefusedError, UnknownAnalyzerError
     from ceruleum.server import build_app
 
-    settings = load_settings(
-        host=host,
-        port=port,
-        models=model or None,
-        embedding_model=embedding_model,
-        dev_mode=True if dev else None,
-    )
+    try:
+        settings = load_settings(
+            host=host,
+            port=port,
+            models=model or None,
+            embedding_model=embedding_model,
+            dev_mode=True if dev else None,
+        )
+    except InvalidSettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

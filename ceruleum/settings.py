@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 
 def _default_threads() -> int:
@@ -78,7 +79,23 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
 
+class InvalidSettingsError(ValueError):
+    """A setting from the environment or the command line that does not validate."""
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit overrides (e.g. from CLI flags) on top."""
+    """Settings from the environment, with explicit overrides (e.g. from CLI flags) on top.
+    Raises InvalidSettingsError, naming each bad setting but never its value (it may be a key)."""
     given = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**given)  # type: ignore[arg-type]
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CERULEUM_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InvalidSettingsError(f"invalid settings: {problems}") from None
+    except (
+        SettingsError
+    ) as exc:  # a value that is not even parseable (e.g. a list that is not JSON)
+        raise InvalidSettingsError(f"invalid settings: {exc}") from None

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ceruleum.deployments import DeploymentError
-from ceruleum.settings import load_settings
+from ceruleum.settings import InvalidSettingsError, Settings, load_settings
 from ceruleum.store import Database, database_url
 from ceruleum.store.errors import StoreError
 
@@ -23,7 +23,7 @@ def in_transaction(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
     A known failure ends the command with one line on stderr and status 1.
     """
-    settings = load_settings()
+    settings = settings_or_fail()
 
     async def main() -> T:
         database = Database(database_url(settings.database_url, settings.data_dir))
@@ -41,6 +41,13 @@ def in_transaction(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     except SQLAlchemyError as exc:
         # The first line names the driver's error; the rest (the SQL, a link) is noise here.
         fail(f"database error: {str(exc).splitlines()[0]}")
+
+
+def settings_or_fail() -> Settings:
+    try:
+        return load_settings()
+    except InvalidSettingsError as exc:
+        fail(str(exc))
 
 
 def fail(message: str) -> NoReturn:

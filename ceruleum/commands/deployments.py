@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ceruleum.commands.database import in_transaction
+from ceruleum.commands.database import in_transaction, settings_or_fail
 from ceruleum.deployments import (
     Deployment,
     DeploymentChanges,
@@ -26,7 +26,6 @@ from ceruleum.deployments import (
 from ceruleum.deployments.repository import get_deployment, list_deployments
 from ceruleum.engine.registry import builtin_names
 from ceruleum.gateway import admin
-from ceruleum.settings import load_settings
 
 app = typer.Typer(help="Deployments: named bindings of a model with its settings, per project.")
 
@@ -74,7 +73,7 @@ def create(
     content_filter: ContentFilter = None,
 ) -> None:
     """Create a deployment in a project."""
-    default_tpm = load_settings().default_tokens_per_minute
+    default_tpm = settings_or_fail().default_tokens_per_minute
 
     async def action(session: AsyncSession) -> Deployment:
         validate_name(name)
