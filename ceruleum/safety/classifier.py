@@ -153,6 +153,39 @@ class LogisticStage:
         return _sigmoid(self._weights.logits(embeddings, lexical_features(pieces)))
 
 
+def blend_logits(probabilities: Sequence[npt.NDArray[Any]], weights: npt.NDArray[Any]) -> Array:
+    """Per head, the weighted mean of several readers' logits, as a probability.
+    `probabilities` holds one (rows, heads) array per reader, `weights` is (readers, heads)."""
+    logits = np.zeros(np.shape(probabilities[0]), dtype=np.float64)
+    for reader, weight in zip(probabilities, weights, strict=True):
+        clipped = np.clip(np.asarray(reader, dtype=np.float64), 1e-7, 1.0 - 1e-7)
+        logits += weight * np.log(clipped / (1.0 - clipped))
+    return _sigmoid(logits.astype(np.float32))
+
+
+class BlendedStage:
+    """A stage that blends other stages per head (`blend_logits`) and judges the blend with its
+    own thresholds: the fine-tuned transformer reads meaning, the fast stage's n-grams read
+    boilerplate such as jailbreak templates and instructions hidden in documents."""
+
+    def __init__(self, readers: Sequence[Scorer], weights: Array, thresholds: Array) -> None:
+        if weights.shape != (len(readers), len(head_names())):
+            raise ValueError("blend weights need one row per reader and one column per head")
+        self._readers = list(readers)
+        self._weights = weights
+        self._thresholds = thresholds
+
+    @property
+    def thresholds(self) -> Array:
+        return self._thresholds
+
+    def window_probabilities(self, pieces: list[str]) -> Array:
+        used = [i for i, row in enumerate(self._weights) if row.any()]
+        return blend_logits(
+            [self._readers[i].window_probabilities(pieces) for i in used], self._weights[used]
+        )
+
+
 class ContentClassifier:
     def __init__(self, stages: dict[str, Scorer], *, escalate_at: float) -> None:
         """`stages` holds "fast" and "full"; a fast probability from `escalate_at` up hands

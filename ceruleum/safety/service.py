@@ -8,6 +8,8 @@ import logging
 import threading
 from collections.abc import Sequence
 
+import numpy as np
+
 from ceruleum.safety.analyzers import (
     Analyzer,
     AnalyzerFactory,
@@ -17,6 +19,7 @@ from ceruleum.safety.analyzers import (
     plugin_factories,
 )
 from ceruleum.safety.classifier import (
+    BlendedStage,
     ClassifierWeights,
     ContentClassifier,
     LogisticStage,
@@ -55,12 +58,16 @@ def load_classifier() -> ContentClassifier:
     from ceruleum.safety.tuned import TunedClassifier, tuned_model_shipped
 
     weights = ClassifierWeights.load()
-    full: Scorer = (
-        TunedClassifier()
-        if tuned_model_shipped()
-        else LogisticStage(TransformerEncoder(), weights.stages["full"])
-    )
     fast = LogisticStage(StaticEncoder(), weights.stages["fast"])
+    full: Scorer = LogisticStage(TransformerEncoder(), weights.stages["full"])
+    if tuned_model_shipped():
+        tuned = TunedClassifier()
+        full = tuned
+        fast_share = tuned.fast_stage_share()
+        if fast_share.any():
+            # Trained with the fast stage's n-grams beside it (training/crossfit.py).
+            shares = np.stack([1.0 - fast_share, fast_share]).astype(np.float32)
+            full = BlendedStage([tuned, fast], shares, tuned.thresholds)
     return ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
 
 

@@ -206,7 +206,14 @@ class TunedClassifier:
 
     @property
     def thresholds(self) -> Array:
+        """The thresholds of what this model was shipped to serve: its own probabilities, or
+        its blend with the fast stage where the metadata names one (`fast_stage_share`)."""
         return self._thresholds
+
+    def fast_stage_share(self) -> Array:
+        """Per head, the fast stage's weight in the blend this model was shipped with."""
+        shares = self.metadata.get("blend", {}).get("fast", {})
+        return np.array([shares.get(h, 0.0) for h in head_names()], dtype=np.float32)
 
     def window_probabilities(self, pieces: Sequence[str]) -> Array:
         """(pieces, heads) probabilities, each piece read as one window."""

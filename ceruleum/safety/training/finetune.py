@@ -28,7 +28,7 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,16 +133,19 @@ class Run:
     seconds_per_epoch: float
 
 
-def train_run(
+def fit_top(
     base: Base,
     top_layers: int,
     lr: float,
     args: argparse.Namespace,
     train_states: list[Tensor],
     train: Split,
-    valid_states: list[Tensor],
-    valid: Split,
-) -> Run:
+    after_epoch: Callable[[int, TunedTop], bool],
+) -> tuple[TunedTop, float]:
+    """Train copies of the top layers and the heads on `train`; `after_epoch(epoch, top)` is
+    called after each epoch and stops the run by returning False. The schedule always spans
+    `args.epochs`, so a run stopped at epoch e is the same model at any stopping point.
+    Returns the model and the mean seconds per epoch."""
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     top = base.trainable_top(top_layers)
@@ -164,13 +167,10 @@ def train_run(
     targets = torch.tensor(train.y, dtype=torch.float32)
     loss_mask = torch.tensor(train.applies, dtype=torch.float32)
     lengths = [len(s) for s in train_states]
-    history: list[dict[str, Any]] = []
-    best: tuple[float, int, dict[str, Tensor], Floats] | None = None
     epoch_seconds: list[float] = []
     for epoch in range(1, args.epochs + 1):
         top.train()
         started = time.perf_counter()
-        total_loss = 0.0
         for chosen in batches(lengths, args.batch_size, rng):
             hidden, mask = collate(train_states, chosen)
             logits = top(hidden, mask)
@@ -184,15 +184,33 @@ def train_run(
             torch.nn.utils.clip_grad_norm_(top.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            total_loss += float(loss.detach()) * len(chosen)
         epoch_seconds.append(time.perf_counter() - started)
+        if not after_epoch(epoch, top):
+            break
+    return top, float(np.mean(epoch_seconds))
+
+
+def train_run(
+    base: Base,
+    top_layers: int,
+    lr: float,
+    args: argparse.Namespace,
+    train_states: list[Tensor],
+    train: Split,
+    valid_states: list[Tensor],
+    valid: Split,
+) -> Run:
+    """One K and learning rate, every epoch scored on validation; keeps the best epoch."""
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, Tensor], Floats] | None = None
+
+    def score_epoch(epoch: int, top: TunedTop) -> bool:
+        nonlocal best
         probabilities = valid.per_text(predict(top, valid_states))
         point = operating_point(probabilities, valid, 1.0, args.max_benign_fpr)
         score = selection_score(point)
         record = {
             "epoch": epoch,
-            "train_loss": round(total_loss / len(train_states), 4),
-            "seconds": round(epoch_seconds[-1], 1),
             "selection_score": round(score, 4),
             "recall": point["recall"],
             "benign_fpr": point["benign_fpr"],
@@ -202,6 +220,9 @@ def train_run(
         if best is None or score > best[0]:
             state = {k: v.detach().clone() for k, v in top.state_dict().items()}
             best = (score, epoch, state, probabilities)
+        return True
+
+    _, seconds = fit_top(base, top_layers, lr, args, train_states, train, score_epoch)
     assert best is not None
     return Run(
         top_layers=top_layers,
@@ -211,7 +232,7 @@ def train_run(
         best_score=best[0],
         best_state=best[2],
         best_probabilities=best[3],
-        seconds_per_epoch=float(np.mean(epoch_seconds)),
+        seconds_per_epoch=seconds,
     )
 
 
