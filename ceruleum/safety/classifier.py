@@ -8,11 +8,12 @@ are one head each.
 Two stages run as a cascade. The fast stage reads static MiniLM embeddings (distilled from the
 bundled all-MiniLM-L6-v2, microseconds a text); a text on which any fast head comes near firing
 is read again by the full stage, whose verdict is final: MiniLM fine-tuned on our labels
-(`tuned.py`) where it is shipped, else the same logistic heads over the MiniLM transformer's
-embedding (~8 ms a short text on one core). Ordinary traffic is thus decided by the fast stage
-and everything that looks risky by the better one. The logistic weights, their thresholds and
-the escalation bound are written by `ceruleum.safety.training.train`, the fine-tuned model by
-`ceruleum.safety.training.finetune` (see docs/safety.md).
+(`tuned.py`) where it is shipped, blended per head with the fast stage's n-gram reading where
+its training chose so (`BlendedStage`), else the same logistic heads over the MiniLM
+transformer's embedding (~8 ms a short text on one core). Ordinary traffic is thus decided by
+the fast stage and everything that looks risky by the better one. The logistic weights, their
+thresholds and the escalation bound are written by `ceruleum.safety.training.train`, the
+fine-tuned model by `ceruleum.safety.training.crossfit` (see docs/safety.md).
 """
 
 from __future__ import annotations

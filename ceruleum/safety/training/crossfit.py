@@ -19,7 +19,9 @@ of them.
    weight of the fast stage (from --blend-weights) that recalls the most positives at the score
    that 1% of benign texts reach. The fast stage's n-grams read what the transformer's mean pool
    blurs (jailbreak boilerplate, instructions hidden in documents).
-5. Thresholds: train.py's `choose_thresholds` on the blended out-of-fold probabilities.
+5. Thresholds on the blended out-of-fold probabilities: the heads a default policy filters on
+   share the false-alarm budget by --allocation: "equal" shares (train.py's `choose_thresholds`)
+   or "maximin" (training/budget.py: the weakest category first).
 6. With --ship, train on all the data for the chosen number of epochs and write the weights and a
    JSON of settings, blend weights, thresholds and out-of-fold figures; the served cascade
    (`service.load_classifier`) then blends as chosen here.
@@ -42,10 +44,10 @@ from torch import Tensor
 from ceruleum.engine.sentence_models import load_sentence_transformer
 from ceruleum.safety.classifier import blend_logits, head_names, models_dir
 from ceruleum.safety.encoder import StaticEncoder, minilm_path
+from ceruleum.safety.training.budget import maximin_thresholds
 from ceruleum.safety.training.dataset import DATA_DIR, Example, load
 from ceruleum.safety.training.finetune import SEED, fit_top, latency, lower_states, predict
 from ceruleum.safety.training.train import (
-    applies_to,
     choose_thresholds,
     data_digest,
     features,
@@ -54,6 +56,7 @@ from ceruleum.safety.training.train import (
 from ceruleum.safety.training.validation import (
     Floats,
     Split,
+    figures,
     operating_point,
     selection_score,
     stratum,
@@ -162,6 +165,13 @@ def main() -> int:
     parser.add_argument("--max-benign-fpr", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--allocation",
+        choices=("equal", "maximin"),
+        default="maximin",
+        help="how the filtering heads share the false-alarm budget (training/budget.py)",
+    )
+    parser.add_argument("--save-oof", type=Path, default=None, help="write the probabilities")
     parser.add_argument("--ship", action="store_true", help="train on everything and write it")
     parser.add_argument("--report", type=Path, default=None, help="write the report JSON here")
     args = parser.parse_args()
@@ -218,17 +228,39 @@ def main() -> int:
         }
         report[rule] = points
         print(f"\nout of fold, thresholds by {rule} (target recall {target}):\n{table(points)}")
+    choose = {"equal": choose_thresholds, "maximin": maximin_thresholds}
+    points = {
+        allocation: figures(
+            named["blend"],
+            everything,
+            chooser(
+                named["blend"],
+                everything.y,
+                everything.benign,
+                everything.applies,
+                args.target_recall,
+                args.max_benign_fpr,
+            ),
+        )
+        for allocation, chooser in choose.items()
+    }
+    report["allocations"] = points
+    print(f"\nthe blend, out of fold, by budget allocation:\n{table(points)}")
     print("blend weights of the fast stage:", json.dumps(report["blend_fast_weights"]))
     if args.report is not None:
         args.report.write_text(json.dumps(report, indent=1))
+    if args.save_oof is not None:
+        np.savez_compressed(
+            args.save_oof,
+            tuned=tuned,
+            fast=fast_oof,
+            y=everything.y,
+            benign=everything.benign,
+            applies=everything.applies,
+        )
     if args.ship:
-        thresholds = choose_thresholds(
-            named["blend"],
-            everything.y,
-            everything.benign,
-            applies_to(examples),
-            args.target_recall,
-            args.max_benign_fpr,
+        thresholds = np.array(
+            [points[args.allocation]["thresholds"][h] for h in head_names()], dtype=np.float32
         )
         ship(args, base, cached, examples, best_epoch, weights, thresholds, report)
         print(f"trained on all {len(examples)} texts, {np.mean(epoch_seconds):.0f} s an epoch")
@@ -269,8 +301,8 @@ def ship(
         "thresholds": {h: round(float(t), 4) for h, t in zip(heads, thresholds, strict=True)},
         "blend": {"fast": {h: float(w) for h, w in zip(heads, blend_weights, strict=True)}},
         "threshold_rule": (
-            f"train.py's choose_thresholds on {args.folds}-fold out-of-fold probabilities of "
-            f"the blend, target recall {args.target_recall}, at most "
+            f"{args.allocation} allocation (training/budget.py) on {args.folds}-fold "
+            f"out-of-fold probabilities of the blend, target recall {args.target_recall}, at most "
             f"{args.max_benign_fpr:.0%} of benign training texts filtered by the default "
             f"policy's heads"
         ),
