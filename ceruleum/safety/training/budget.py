@@ -20,6 +20,13 @@ from ceruleum.safety.training.train import choose_thresholds, filtering_columns
 STEP_ABOVE = 1e-4
 
 
+def float_below(value: float) -> float:
+    """The largest float32 not above `value`: thresholds are stored as float32, and one rounded
+    up would miss the positive it was set to recall."""
+    single = np.float32(value)
+    return float(np.nextafter(single, np.float32(0)) if float(single) > value else single)
+
+
 def maximin_thresholds(
     oof: npt.NDArray[np.float64],
     y: npt.NDArray[np.bool_],
@@ -39,7 +46,7 @@ def maximin_thresholds(
         rows = applies[:, column]
         positives = np.sort(oof[rows & y[:, column], column])[::-1]
         needed = max(1, int(np.ceil(target_recall * len(positives))))
-        floors[column] = float(positives[needed - 1]) if len(positives) else 0.5
+        floors[column] = float_below(float(positives[needed - 1])) if len(positives) else 0.5
         # Each benign score, highest first: admitting k of them puts the threshold just above
         # the (k + 1)-th.
         steps[column] = np.sort(oof[rows & benign, column])[::-1] + STEP_ABOVE
