@@ -180,6 +180,10 @@ class BlendedStage:
     def thresholds(self) -> Array:
         return self._thresholds
 
+    @property
+    def weights(self) -> Array:
+        return self._weights
+
     def window_probabilities(self, pieces: list[str]) -> Array:
         used = [i for i, row in enumerate(self._weights) if row.any()]
         return blend_logits(
@@ -197,6 +201,9 @@ class ContentClassifier:
         self._escalate_at = escalate_at
         self._heads = head_names()
         self._column = {name: i for i, name in enumerate(self._heads)}
+
+    def scorer(self, stage: str) -> Scorer:
+        return self._stages[stage]
 
     def stage_probabilities(self, stage: str, texts: Sequence[str]) -> Array:
         """(texts, heads) probabilities of one stage; a long text scores as its worst window."""

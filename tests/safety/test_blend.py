@@ -63,7 +63,11 @@ def test_the_stage_judges_with_its_own_thresholds_and_skips_unused_readers() -> 
 
 def test_weights_must_match_readers_and_heads() -> None:
     with pytest.raises(ValueError, match="one row per reader"):
-        BlendedStage([FixedReader(0.5)], np.ones((2, HEADS), dtype=np.float32), np.zeros(HEADS))
+        BlendedStage(
+            [FixedReader(0.5)],
+            np.ones((2, HEADS), dtype=np.float32),
+            np.zeros(HEADS, dtype=np.float32),
+        )
 
 
 def test_the_served_cascade_blends_as_the_shipped_metadata_says() -> None:
@@ -73,9 +77,9 @@ def test_the_served_cascade_blends_as_the_shipped_metadata_says() -> None:
     if not tuned_model_shipped():
         pytest.skip("no fine-tuned model is shipped in this checkout")
     shares = TunedClassifier().fast_stage_share()
-    full = load_classifier()._stages["full"]
+    full = load_classifier().scorer("full")
     if shares.any():
         assert isinstance(full, BlendedStage)
-        np.testing.assert_allclose(full._weights[1], shares)
+        np.testing.assert_allclose(full.weights[1], shares)
     else:
         assert isinstance(full, TunedClassifier)

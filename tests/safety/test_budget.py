@@ -45,7 +45,9 @@ def recall(oof: np.ndarray, y: np.ndarray, thresholds: np.ndarray, column: int) 
     return float((oof[y[:, column], column] >= thresholds[column]).mean())
 
 
-def filtered_share(oof, benign, applies, thresholds) -> float:
+def filtered_share(
+    oof: np.ndarray, benign: np.ndarray, applies: np.ndarray, thresholds: np.ndarray
+) -> float:
     fires = (oof >= thresholds) & applies
     return float(fires[benign][:, filtering_columns()].any(axis=1).mean())
 
