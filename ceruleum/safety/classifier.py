@@ -9,7 +9,7 @@ Two stages run as a cascade. The fast stage reads static MiniLM embeddings (dist
 bundled all-MiniLM-L6-v2, microseconds a text); a text on which any fast head comes near firing
 is read again by the full stage, whose verdict is final: MiniLM fine-tuned on our labels
 (`tuned.py`) where it is shipped, blended per head with the fast stage's n-gram reading where
-its training chose so (`BlendedStage`), else the same logistic heads over the MiniLM
+its training chose so (`fast_share`), else the same logistic heads over the MiniLM
 transformer's embedding (~8 ms a short text on one core). Ordinary traffic is thus decided by
 the fast stage and everything that looks risky by the better one. The logistic weights, their
 thresholds and the escalation bound are written by `ceruleum.safety.training.train`, the
@@ -30,7 +30,12 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ceruleum.safety.categories import CATEGORIES, Severity
-from ceruleum.safety.features import HASH_FEATURES, lexical_features, worst_window
+from ceruleum.safety.features import (
+    HASH_FEATURES,
+    lexical_features,
+    window_pieces,
+    worst_per_text,
+)
 
 LEVELS = (Severity.LOW, Severity.MEDIUM, Severity.HIGH)
 DETECTORS = ("jailbreak", "indirect_attack")
@@ -164,58 +169,56 @@ def blend_logits(probabilities: Sequence[npt.NDArray[Any]], weights: npt.NDArray
     return _sigmoid(logits.astype(np.float32))
 
 
-class BlendedStage:
-    """A stage that blends other stages per head (`blend_logits`) and judges the blend with its
-    own thresholds: the fine-tuned transformer reads meaning, the fast stage's n-grams read
-    boilerplate such as jailbreak templates and instructions hidden in documents."""
-
-    def __init__(self, readers: Sequence[Scorer], weights: Array, thresholds: Array) -> None:
-        if weights.shape != (len(readers), len(head_names())):
-            raise ValueError("blend weights need one row per reader and one column per head")
-        self._readers = list(readers)
-        self._weights = weights
-        self._thresholds = thresholds
-
-    @property
-    def thresholds(self) -> Array:
-        return self._thresholds
-
-    @property
-    def weights(self) -> Array:
-        return self._weights
-
-    def window_probabilities(self, pieces: list[str]) -> Array:
-        used = [i for i, row in enumerate(self._weights) if row.any()]
-        return blend_logits(
-            [self._readers[i].window_probabilities(pieces) for i in used], self._weights[used]
-        )
-
-
 class ContentClassifier:
-    def __init__(self, stages: dict[str, Scorer], *, escalate_at: float) -> None:
+    def __init__(
+        self,
+        stages: dict[str, Scorer],
+        *,
+        escalate_at: float,
+        fast_share: Array | None = None,
+    ) -> None:
         """`stages` holds "fast" and "full"; a fast probability from `escalate_at` up hands
-        the text to the full stage."""
+        the text to the full stage. `fast_share`, where given, is per head the fast stage's
+        weight in the full stage's verdict (`blend_logits` of both stages' readings of each
+        window, as training/crossfit.py chose it): the fine-tuned transformer reads meaning, the
+        fast stage's n-grams boilerplate such as jailbreak templates and hidden instructions.
+        The full stage's thresholds then judge the blend."""
         if set(stages) != set(STAGES):
             raise ValueError(f"the classifier needs the stages {STAGES}")
         self._stages = stages
         self._escalate_at = escalate_at
         self._heads = head_names()
         self._column = {name: i for i, name in enumerate(self._heads)}
+        share = np.zeros(len(self._heads), dtype=np.float32) if fast_share is None else fast_share
+        if share.shape != (len(self._heads),):
+            raise ValueError("the fast stage's share needs one weight per head")
+        self._fast_share = share.astype(np.float32)
+
+    @property
+    def fast_share(self) -> Array:
+        return self._fast_share
 
     def scorer(self, stage: str) -> Scorer:
         return self._stages[stage]
 
-    def stage_probabilities(self, stage: str, texts: Sequence[str]) -> Array:
-        """(texts, heads) probabilities of one stage; a long text scores as its worst window."""
-        return worst_window(texts, self._stages[stage].window_probabilities, len(self._heads))
-
     def classify(self, texts: Sequence[str]) -> list[Scores]:
-        probabilities = self.stage_probabilities("fast", texts)
+        pieces, owner = window_pieces(texts)
+        fast = (
+            self._stages["fast"].window_probabilities(pieces)
+            if pieces
+            else np.zeros((0, len(self._heads)), dtype=np.float32)
+        )
+        probabilities = worst_per_text(fast, owner, len(texts))
         stages = ["fast"] * len(texts)
         risky = [i for i, row in enumerate(probabilities) if row.max() >= self._escalate_at]
         if risky:
-            full = self.stage_probabilities("full", [texts[i] for i in risky])
-            probabilities[risky] = full
+            chosen = np.flatnonzero(np.isin(owner, risky))
+            full = self._stages["full"].window_probabilities([pieces[i] for i in chosen])
+            if self._fast_share.any():
+                # The fast stage's reading of these windows is at hand: blend, don't reread.
+                shares = np.stack([1.0 - self._fast_share, self._fast_share])
+                full = blend_logits([full, fast[chosen]], shares)
+            probabilities[risky] = worst_per_text(full, owner[chosen], len(texts))[risky]
             for i in risky:
                 stages[i] = "full"
         return [self._scores(row, stage) for row, stage in zip(probabilities, stages, strict=True)]

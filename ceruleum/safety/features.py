@@ -66,19 +66,34 @@ def windows(text: str) -> list[str]:
     return out
 
 
-def worst_window(
-    texts: Sequence[str],
-    score: Callable[[list[str]], npt.NDArray[np.float32]],
-    columns: int,
-) -> npt.NDArray[np.float32]:
-    """(texts, columns): each text's column-wise maximum of `score` over its windows."""
+def window_pieces(texts: Sequence[str]) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """Every text's windows, in order, and the index of the text each one belongs to."""
     pieces: list[str] = []
     owner: list[int] = []
     for index, text in enumerate(texts):
         for window in windows(text):
             pieces.append(window)
             owner.append(index)
-    out = np.zeros((len(texts), columns), dtype=np.float32)
-    if pieces:
-        np.maximum.at(out, np.asarray(owner), score(pieces))
+    return pieces, np.asarray(owner, dtype=np.int64)
+
+
+def worst_per_text(
+    scores: npt.NDArray[np.float32], owner: npt.NDArray[np.int64], count: int
+) -> npt.NDArray[np.float32]:
+    """(count, columns): each text's column-wise maximum over the rows of its windows."""
+    out = np.zeros((count, scores.shape[1]), dtype=np.float32)
+    if len(owner):
+        np.maximum.at(out, owner, scores)
     return out
+
+
+def worst_window(
+    texts: Sequence[str],
+    score: Callable[[list[str]], npt.NDArray[np.float32]],
+    columns: int,
+) -> npt.NDArray[np.float32]:
+    """(texts, columns): each text's column-wise maximum of `score` over its windows."""
+    pieces, owner = window_pieces(texts)
+    if not pieces:
+        return np.zeros((len(texts), columns), dtype=np.float32)
+    return worst_per_text(score(pieces), owner, len(texts))

@@ -8,8 +8,6 @@ import logging
 import threading
 from collections.abc import Sequence
 
-import numpy as np
-
 from ceruleum.safety.analyzers import (
     Analyzer,
     AnalyzerFactory,
@@ -19,11 +17,9 @@ from ceruleum.safety.analyzers import (
     plugin_factories,
 )
 from ceruleum.safety.classifier import (
-    BlendedStage,
     ClassifierWeights,
     ContentClassifier,
     LogisticStage,
-    Scorer,
 )
 from ceruleum.safety.filter import ContentFilter
 from ceruleum.safety.policy import DEFAULT_POLICY, ContentFilterPolicy, PolicyError
@@ -59,16 +55,15 @@ def load_classifier() -> ContentClassifier:
 
     weights = ClassifierWeights.load()
     fast = LogisticStage(StaticEncoder(), weights.stages["fast"])
-    full: Scorer = LogisticStage(TransformerEncoder(), weights.stages["full"])
-    if tuned_model_shipped():
-        tuned = TunedClassifier()
-        full = tuned
-        fast_share = tuned.fast_stage_share()
-        if fast_share.any():
-            # Trained with the fast stage's n-grams beside it (training/crossfit.py).
-            shares = np.stack([1.0 - fast_share, fast_share]).astype(np.float32)
-            full = BlendedStage([tuned, fast], shares, tuned.thresholds)
-    return ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
+    if not tuned_model_shipped():
+        full = LogisticStage(TransformerEncoder(), weights.stages["full"])
+        return ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
+    tuned = TunedClassifier()
+    return ContentClassifier(
+        {"fast": fast, "full": tuned},
+        escalate_at=weights.escalate_at,
+        fast_share=tuned.fast_stage_share(),
+    )
 
 
 class ClassifierLoader:

@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from ceruleum.safety.categories import CATEGORIES, Severity
 from ceruleum.safety.classifier import head_names
-from ceruleum.safety.features import windows
+from ceruleum.safety.features import window_pieces
 from ceruleum.safety.training.dataset import Example
 from ceruleum.safety.training.train import applies_to, choose_thresholds, filtering_columns
 
@@ -37,16 +37,14 @@ class Split:
 
     @classmethod
     def of(cls, examples: list[Example], *, windowed: bool) -> Split:
-        pieces: list[str] = []
-        owner: list[int] = []
-        for index, example in enumerate(examples):
-            for window in windows(example.text) if windowed else [example.text]:
-                pieces.append(window)
-                owner.append(index)
+        texts = [e.text for e in examples]
+        pieces, owner = (
+            window_pieces(texts) if windowed else (texts, np.arange(len(texts), dtype=np.int64))
+        )
         return cls(
             examples=examples,
             pieces=pieces,
-            owner=np.asarray(owner, dtype=np.int64),
+            owner=owner,
             y=np.array([e.targets() for e in examples], dtype=bool),
             applies=applies_to(examples),
             benign=np.array([e.benign for e in examples]),
