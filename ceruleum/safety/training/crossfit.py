@@ -11,7 +11,7 @@ model that never saw it: five times the texts to choose on, and the shipped mode
 of them.
 
 1. Split data/safety/train (never the eval split) into --folds stratified folds.
-2. Per fold, fine-tune MiniLM's top layers on the other folds (`finetune.fit_top`) and score the
+2. Per fold, fine-tune MiniLM's top layers on the other folds (`top_layers.fit_top`) and score the
    held-out texts window by window after every epoch; fit the fast stage's logistic heads
    (train.py's features over the static embeddings) on the same folds and score the same windows.
 3. Choose the epoch whose out-of-fold predictions score best at the default operating point.
@@ -45,8 +45,14 @@ from ceruleum.engine.sentence_models import load_sentence_transformer
 from ceruleum.safety.classifier import blend_logits, head_names, models_dir
 from ceruleum.safety.encoder import StaticEncoder, minilm_path
 from ceruleum.safety.training.budget import maximin_thresholds
-from ceruleum.safety.training.dataset import DATA_DIR, Example, load
-from ceruleum.safety.training.finetune import SEED, fit_top, latency, lower_states, predict
+from ceruleum.safety.training.dataset import Example, load
+from ceruleum.safety.training.top_layers import (
+    add_training_options,
+    fit_top,
+    latency,
+    lower_states,
+    predict,
+)
 from ceruleum.safety.training.train import (
     choose_thresholds,
     data_digest,
@@ -150,21 +156,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    add_training_options(parser)
     parser.add_argument("--out", type=Path, default=models_dir() / TUNED_FILE)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--top-layers", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=10, help="the schedule's length")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--pos-weight-cap", type=float, default=20.0)
     parser.add_argument("--blend-weights", default="0,0.25,0.5")
-    parser.add_argument("--target-recall", type=float, default=0.92)
-    parser.add_argument("--max-benign-fpr", type=float, default=0.03)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--allocation",
         choices=("equal", "maximin"),

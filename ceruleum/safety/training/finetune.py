@@ -26,26 +26,28 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.utils.rnn import pad_sequence
 
 from ceruleum.engine.sentence_models import load_sentence_transformer
 from ceruleum.safety.classifier import head_names, models_dir
 from ceruleum.safety.encoder import TransformerEncoder, minilm_path
-from ceruleum.safety.training.dataset import DATA_DIR, load
+from ceruleum.safety.training.dataset import load
+from ceruleum.safety.training.top_layers import (
+    add_training_options,
+    fit_top,
+    latency,
+    lower_states,
+    predict,
+)
 from ceruleum.safety.training.train import data_digest, features, fit
 from ceruleum.safety.training.validation import (
-    Bools,
     Floats,
     Split,
     figures,
@@ -55,70 +57,6 @@ from ceruleum.safety.training.validation import (
     table,
 )
 from ceruleum.safety.tuned import TUNED_FILE, Base, TunedClassifier, TunedTop, metadata_path
-
-SEED = 20261129
-SHORT_TEXT = "Can you recommend a good recipe for a quick vegetable soup I can make tonight?"
-
-
-# --- the frozen lower layers, once -----------------------------------------------------------
-
-
-def lower_states(
-    base: Base, texts: Sequence[str], max_length: int, keep: Sequence[int]
-) -> dict[int, list[Tensor]]:
-    """Per text, the hidden states (tokens, dims) after each of the `keep` lower layers."""
-    out: dict[int, list[Tensor]] = {n: [torch.empty(0)] * len(texts) for n in keep}
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in range(0, len(order), 64):
-        chosen = order[start : start + 64]
-        ids, types, mask = base.tokenize([texts[i] for i in chosen], max_length)
-        states = base.hidden_states(ids, types, mask, max(keep))
-        lengths = mask.sum(dim=1).tolist()
-        for row, index in enumerate(chosen):
-            for n in keep:
-                out[n][index] = states[n][row, : lengths[row]].clone()
-    return out
-
-
-def collate(states: list[Tensor], chosen: Sequence[int]) -> tuple[Tensor, Tensor]:
-    seqs = [states[i] for i in chosen]
-    lengths = torch.tensor([len(s) for s in seqs])
-    hidden = pad_sequence(seqs, batch_first=True)
-    mask = torch.arange(hidden.shape[1])[None, :] < lengths[:, None]
-    return hidden, mask
-
-
-def batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
-    """Random batches of similar lengths (little padding): shuffle, sort within chunks."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    out: list[list[int]] = []
-    chunk = size * 20
-    for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
-        out += [part[i : i + size] for i in range(0, len(part), size)]
-    rng.shuffle(out)
-    return out
-
-
-def predict(top: TunedTop, states: list[Tensor]) -> Floats:
-    top.eval()
-    out = np.zeros((len(states), len(head_names())))
-    order = sorted(range(len(states)), key=lambda i: len(states[i]))
-    with torch.no_grad():
-        for start in range(0, len(order), 128):
-            chosen = order[start : start + 128]
-            out[chosen] = torch.sigmoid(top(*collate(states, chosen))).double().numpy()
-    return out
-
-
-def positive_weights(y: Bools, applies: Bools, cap: float) -> Tensor:
-    """Per head, negatives over positives among the texts it reads (class balance), capped."""
-    positives = (y & applies).sum(axis=0)
-    negatives = (~y & applies).sum(axis=0)
-    return torch.tensor(
-        np.clip(negatives / np.maximum(positives, 1), 1.0, cap), dtype=torch.float32
-    )
 
 
 @dataclass(slots=True)
@@ -131,63 +69,6 @@ class Run:
     best_state: dict[str, Tensor]
     best_probabilities: Floats  # validation, per text
     seconds_per_epoch: float
-
-
-def fit_top(
-    base: Base,
-    top_layers: int,
-    lr: float,
-    args: argparse.Namespace,
-    train_states: list[Tensor],
-    train: Split,
-    after_epoch: Callable[[int, TunedTop], bool],
-) -> tuple[TunedTop, float]:
-    """Train copies of the top layers and the heads on `train`; `after_epoch(epoch, top)` is
-    called after each epoch and stops the run by returning False. The schedule always spans
-    `args.epochs`, so a run stopped at epoch e is the same model at any stopping point.
-    Returns the model and the mean seconds per epoch."""
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    top = base.trainable_top(top_layers)
-    head_params = list(top.head.parameters())
-    layer_params = list(top.layers.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": layer_params, "lr": lr}, {"params": head_params, "lr": args.head_lr}],
-        weight_decay=0.01,
-    )
-    steps_per_epoch = (len(train_states) + args.batch_size - 1) // args.batch_size
-    total = steps_per_epoch * args.epochs
-    warmup = max(1, int(0.06 * total))
-
-    def schedule(step: int) -> float:
-        return float(min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    pos_weight = positive_weights(train.y, train.applies, args.pos_weight_cap)
-    targets = torch.tensor(train.y, dtype=torch.float32)
-    loss_mask = torch.tensor(train.applies, dtype=torch.float32)
-    lengths = [len(s) for s in train_states]
-    epoch_seconds: list[float] = []
-    for epoch in range(1, args.epochs + 1):
-        top.train()
-        started = time.perf_counter()
-        for chosen in batches(lengths, args.batch_size, rng):
-            hidden, mask = collate(train_states, chosen)
-            logits = top(hidden, mask)
-            losses = F.binary_cross_entropy_with_logits(
-                logits, targets[chosen], pos_weight=pos_weight, reduction="none"
-            )
-            weights = loss_mask[chosen]
-            loss = (losses * weights).sum() / weights.sum().clamp(min=1.0)
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(top.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-        epoch_seconds.append(time.perf_counter() - started)
-        if not after_epoch(epoch, top):
-            break
-    return top, float(np.mean(epoch_seconds))
 
 
 def train_run(
@@ -249,34 +130,16 @@ def logistic_baseline(train: Split, valid: Split) -> Floats:
     return valid.per_text(probabilities)
 
 
-def latency(classifier: TunedClassifier, calls: int = 50) -> float:
-    classifier.probabilities([SHORT_TEXT])  # warm up
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        classifier.probabilities([SHORT_TEXT])
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    add_training_options(parser)
     parser.add_argument("--out", type=Path, default=models_dir() / TUNED_FILE)
     parser.add_argument("--top-layers", default="2,3", help="comma-separated K to try")
     parser.add_argument("--lrs", default="3e-5,1e-4", help="comma-separated layer learning rates")
-    parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--pos-weight-cap", type=float, default=20.0)
     parser.add_argument("--valid-share", type=float, default=0.2)
-    parser.add_argument("--target-recall", type=float, default=0.92)
-    parser.add_argument("--max-benign-fpr", type=float, default=0.03)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="use only this many texts (smoke)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--float32", action="store_true", help="ship float32 weights")
