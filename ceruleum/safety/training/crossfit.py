@@ -301,7 +301,7 @@ def ship(
         "threshold_rule": (
             f"{args.allocation} allocation (training/budget.py) on {args.folds}-fold "
             f"out-of-fold probabilities of the blend, target recall {args.target_recall}, at most "
-            f"{args.max_benign_fpr:.0%} of benign training texts filtered by the default "
+            f"{args.max_benign_fpr:.1%} of benign training texts filtered by the default "
             f"policy's heads"
         ),
         "training": {

@@ -262,7 +262,7 @@ def ship(
         "thresholds": point["thresholds"],
         "threshold_rule": (
             f"train.py's choose_thresholds on the validation split (worst window per text), "
-            f"target recall {args.target_recall}, at most {args.max_benign_fpr:.0%} of benign "
+            f"target recall {args.target_recall}, at most {args.max_benign_fpr:.1%} of benign "
             f"validation texts filtered by the default policy's heads"
         ),
         "training": {

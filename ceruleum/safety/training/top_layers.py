@@ -161,6 +161,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--pos-weight-cap", type=float, default=20.0)
     parser.add_argument("--target-recall", type=float, default=0.92)
-    parser.add_argument("--max-benign-fpr", type=float, default=0.03)
+    # Issue 5 allows 3% of benign text filtered. Thresholds chosen at exactly 3% of the benign
+    # training texts exceed it on about half of other samples of a few hundred texts (one text
+    # is 0.4 points there), so the budget keeps half a point in reserve.
+    parser.add_argument("--max-benign-fpr", type=float, default=0.025)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2)
