@@ -4,7 +4,7 @@ of it.
 
 python -m ceruleum.safety.training.crossfit [--folds 5] [--ship]
 
-Why: `finetune`'s 20% validation split holds about 460 benign texts, so the 3% false-alarm
+Why: `finetune`'s 20% validation split holds about 460 benign texts, so the false-alarm
 budget that nine heads share rests on one or two texts per head, and the thresholds chosen there
 let more benign text through elsewhere. Out of fold, every training text is scored once by a
 model that never saw it: five times the texts to choose on, and the shipped model trains on all
