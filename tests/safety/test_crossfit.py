@@ -3,13 +3,16 @@ fold, and the blend gives the fast stage weight only where it helps a head."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
+import pytest
 
 from ceruleum.safety.classifier import head_names
 from ceruleum.safety.training.crossfit import choose_blend, folds_of
 from ceruleum.safety.training.dataset import Example, parse_line
+from ceruleum.safety.training.top_layers import add_training_options
 from ceruleum.safety.training.validation import Split
 
 JAILBREAK = head_names().index("jailbreak")
@@ -53,3 +56,15 @@ def test_the_fast_stage_gets_weight_only_where_it_helps() -> None:
     weights = choose_blend(tuned, fast, split, [0.0, 0.25, 0.5])
     assert weights[JAILBREAK] > 0
     assert weights[VIOLENCE] == 0
+
+
+def test_budget_and_recall_options_refuse_values_that_are_not_shares() -> None:
+    parser = argparse.ArgumentParser()
+    add_training_options(parser)
+    assert parser.parse_args(["--max-benign-fpr", "0.02"]).max_benign_fpr == 0.02
+    assert parser.parse_args([]).max_benign_fpr == 0.025
+    for bad in ("3", "0", "-0.1", "abc"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--max-benign-fpr", bad])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--target-recall", "92"])
