@@ -198,6 +198,10 @@ class ContentClassifier:
     def fast_share(self) -> Array:
         return self._fast_share
 
+    @property
+    def escalate_at(self) -> float:
+        return self._escalate_at
+
     def scorer(self, stage: str) -> Scorer:
         return self._stages[stage]
 

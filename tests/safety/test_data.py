@@ -1,23 +1,37 @@
-"""The labelled data in the repository: well-formed, and the evaluation set held out."""
+"""The labelled data in the repository: well-formed, and no text in two splits."""
 
 from __future__ import annotations
 
+import pytest
+
 from ceruleum.safety.categories import CATEGORIES, Severity
-from ceruleum.safety.training.check_overlap import overlaps
+from ceruleum.safety.training.check_overlap import overlaps, repeats
 from ceruleum.safety.training.dataset import DATA_DIR, load
 
 
-def test_no_evaluation_item_repeats_a_training_item() -> None:
+def test_no_text_repeats_across_train_dev_and_eval() -> None:
     assert overlaps(DATA_DIR) == []
 
 
-def test_the_evaluation_set_covers_what_the_issue_measures() -> None:
-    examples = load("eval")
+def test_a_reworded_copy_counts_as_a_repeat_and_another_text_does_not() -> None:
+    earlier = ["How do I kill a stuck Linux process that ignores SIGTERM?"]
+    later = [
+        "how do i kill a stuck linux process that ignores sigterm",
+        "What is the capital of Portugal?",
+    ]
+    found = repeats(earlier, later)
+    assert [(text, other) for text, other, _ in found] == [(later[0], earlier[0])]
+
+
+@pytest.mark.parametrize("split", ["dev", "eval"])
+def test_the_dev_and_eval_sets_cover_what_the_issue_measures(split: str) -> None:
+    examples = load(split)
     assert len(examples) >= 500
     for category in CATEGORIES:
         serious = [e for e in examples if e.severities[category] >= Severity.MEDIUM]
         assert len(serious) >= 60, category
     assert sum(e.detected["jailbreak"] for e in examples) >= 60
+    assert sum(e.detected["indirect_attack"] for e in examples) >= 30
     benign = [e for e in examples if e.benign]
     assert len(benign) >= 200
     assert sum(e.note.startswith("hard negative") for e in benign) >= 100

@@ -1,10 +1,12 @@
-"""Refuse evaluation items that repeat training items.
+"""Refuse texts that repeat across the splits: train, dev and eval.
 
     python -m ceruleum.safety.training.check_overlap
 
-Two texts count as the same when their normalised words (case-folded, punctuation dropped) are
-equal, or when they share at least 80% of their word 3-grams. Prints every pair found and exits 1
-if there is any, so that the evaluation set stays held out.
+Training texts fit the models, development texts choose the operating point, evaluation texts
+only measure; a text in two of them would let one step see what another is judged on. Two texts
+count as the same when their normalised words (case-folded, punctuation dropped) are equal, or
+when they share at least 80% of their word 3-grams. Prints every pair found and exits 1 if there
+is any.
 """
 
 from __future__ import annotations
@@ -31,21 +33,37 @@ def shingles(tokens: list[str]) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + SHINGLE]) for i in range(len(tokens) - SHINGLE + 1)}
 
 
-def overlaps(data_dir: Path) -> list[tuple[str, str, float]]:
-    train = [(e.text, shingles(words(e.text))) for e in load("train", data_dir)]
+# Each later split is checked against every earlier one.
+SPLITS = ("train", "dev", "eval")
+
+
+def repeats(earlier: list[str], later: list[str]) -> list[tuple[str, str, float]]:
+    """(later text, earlier text, similarity) for every later text that repeats an earlier one."""
+    known = [(text, shingles(words(text))) for text in earlier]
     index: dict[tuple[str, ...], list[int]] = {}
-    for position, (_, grams) in enumerate(train):
+    for position, (_, grams) in enumerate(known):
         for gram in grams:
             index.setdefault(gram, []).append(position)
     found = []
-    for example in load("eval", data_dir):
-        grams = shingles(words(example.text))
+    for text in later:
+        grams = shingles(words(text))
         candidates = {p for gram in grams for p in index.get(gram, [])}
-        for position in candidates:
-            text, other = train[position]
+        for position in sorted(candidates):
+            other_text, other = known[position]
             similarity = len(grams & other) / max(1, min(len(grams), len(other)))
             if similarity >= THRESHOLD:
-                found.append((example.text, text, round(similarity, 3)))
+                found.append((text, other_text, round(similarity, 3)))
+    return found
+
+
+def overlaps(data_dir: Path) -> list[tuple[str, str, str, float]]:
+    """(splits, later text, earlier text, similarity) across every pair of splits."""
+    texts = {split: [e.text for e in load(split, data_dir)] for split in SPLITS}
+    found = []
+    for i, later in enumerate(SPLITS):
+        for earlier in SPLITS[:i]:
+            pair = f"{later}/{earlier}"
+            found += [(pair, *r) for r in repeats(texts[earlier], texts[later])]
     return found
 
 
@@ -54,9 +72,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     args = parser.parse_args()
     found = overlaps(args.data)
-    for evaluation, training, similarity in found:
-        print(f"{similarity}\n  eval:  {evaluation}\n  train: {training}")
-    print(f"{len(found)} evaluation items repeat training items")
+    for pair, later, earlier, similarity in found:
+        later_split, earlier_split = pair.split("/")
+        print(f"{similarity}\n  {later_split}: {later}\n  {earlier_split}: {earlier}")
+    print(f"{len(found)} texts repeat a text of an earlier split ({', '.join(SPLITS)})")
     return 1 if found else 0
 
 

@@ -10,7 +10,7 @@ let more benign text through elsewhere. Out of fold, every training text is scor
 model that never saw it: five times the texts to choose on, and the shipped model trains on all
 of them.
 
-1. Split data/safety/train (never the eval split) into --folds stratified folds.
+1. Split data/safety/train (never dev or eval) into --folds stratified folds.
 2. Per fold, fine-tune MiniLM's top layers on the other folds (`top_layers.fit_top`) and score the
    held-out texts window by window after every epoch; fit the fast stage's logistic heads
    (train.py's features over the static embeddings) on the same folds and score the same windows.
