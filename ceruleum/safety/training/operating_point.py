@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ceruleum.safety.classifier import Array, ContentClassifier, Scorer, models_dir
+from ceruleum.safety.classifier import Array, ContentClassifier, Scorer, head_names, models_dir
 from ceruleum.safety.policy import ContentFilterPolicy
 from ceruleum.safety.service import load_classifier
 from ceruleum.safety.training.budget import maximin_thresholds
@@ -118,7 +118,9 @@ def main() -> int:
             blend, everything.y, everything.benign, everything.applies, args.target_recall, budget
         )
         out_of_fold[f"{budget:.1%}"] = figures(blend, everything, thresholds)
-        reader.candidate = thresholds
+        # Judge by the thresholds as they would be written (rounded), not as computed.
+        written = out_of_fold[f"{budget:.1%}"]["thresholds"]
+        reader.candidate = np.array([written[h] for h in head_names()], dtype=np.float32)
         dev = summary(evaluate(served, dev_examples, policy))
         development.append((budget, dev))
         print(json.dumps({"budget": budget, **dev}), flush=True)
