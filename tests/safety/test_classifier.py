@@ -10,7 +10,7 @@ import pytest
 
 from ceruleum.safety.categories import CATEGORIES, Severity
 from ceruleum.safety.classifier import ClassifierWeights, ContentClassifier, head_names
-from ceruleum.safety.features import SHORT_WINDOW, windows
+from ceruleum.safety.features import SHORT_WINDOW, lexical_features, windows
 from ceruleum.safety.service import ClassifierLoader
 
 VIOLENT = "I am going to stab my neighbour tonight and make him bleed until he dies."
@@ -84,3 +84,11 @@ def test_threads_may_classify_at_once(classifier: ContentClassifier) -> None:
         # The full stage (the shared MiniLM) from several threads at once.
         threats = list(pool.map(lambda _: classifier.classify([VIOLENT])[0], range(4)))
     assert all(t.stage == "full" and t.severities["violence"] >= Severity.MEDIUM for t in threats)
+
+
+def test_the_n_gram_weights_share_the_features_type() -> None:
+    """A product of float32 weights with float64 features makes scipy copy every weight on
+    each call: 2 ms a text in the fast stage, which reads every prompt and completion."""
+    features = lexical_features(["What is the capital of Australia?"])
+    for stage in ClassifierWeights.load().stages.values():
+        assert stage.lexical.dtype == features.dtype
