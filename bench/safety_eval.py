@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--policy", default=None, help="a content_filter policy as JSON")
     parser.add_argument(
         "--split",
+        choices=("eval", "dev"),
         default="eval",
         help='"eval" (held out, measured once per version) or "dev" (chooses the operating point)',
     )

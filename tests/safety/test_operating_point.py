@@ -160,3 +160,23 @@ def test_the_tool_writes_the_chosen_budgets_thresholds_and_leaves_other_files_al
     with pytest.raises(SystemExit) as refused:
         main()
     assert refused.value.code == 2
+
+
+def test_bad_options_are_usage_errors_not_tracebacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_split(tmp_path / "train", [{"text": ORDINARY, "labels": {}}])
+    (tmp_path / "dev").mkdir()
+    oof = tmp_path / "oof.npz"
+    oof.write_bytes(b"")
+    cases = {
+        "is not a share between 0 and 1": ["--oof", str(oof), "--budgets", "0.03,3"],
+        "no out-of-fold file at": ["--oof", str(tmp_path / "missing.npz")],
+        "no development texts in": ["--oof", str(oof), "--data", str(tmp_path)],
+    }
+    for expected, options in cases.items():
+        monkeypatch.setattr(sys, "argv", ["operating_point", *options])
+        with pytest.raises(SystemExit) as refused:
+            main()
+        assert refused.value.code == 2
+        assert expected in capsys.readouterr().err

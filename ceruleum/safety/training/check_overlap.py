@@ -56,14 +56,14 @@ def repeats(earlier: list[str], later: list[str]) -> list[tuple[str, str, float]
     return found
 
 
-def overlaps(data_dir: Path) -> list[tuple[str, str, str, float]]:
-    """(splits, later text, earlier text, similarity) across every pair of splits."""
+def overlaps(data_dir: Path) -> list[tuple[str, str, str, str, float]]:
+    """(later split, earlier split, later text, earlier text, similarity) across every pair of
+    splits."""
     texts = {split: [e.text for e in load(split, data_dir)] for split in SPLITS}
     found = []
     for i, later in enumerate(SPLITS):
         for earlier in SPLITS[:i]:
-            pair = f"{later}/{earlier}"
-            found += [(pair, *r) for r in repeats(texts[earlier], texts[later])]
+            found += [(later, earlier, *r) for r in repeats(texts[earlier], texts[later])]
     return found
 
 
@@ -72,8 +72,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     args = parser.parse_args()
     found = overlaps(args.data)
-    for pair, later, earlier, similarity in found:
-        later_split, earlier_split = pair.split("/")
+    for later_split, earlier_split, later, earlier, similarity in found:
         print(f"{similarity}\n  {later_split}: {later}\n  {earlier_split}: {earlier}")
     print(f"{len(found)} texts repeat a text of an earlier split ({', '.join(SPLITS)})")
     return 1 if found else 0

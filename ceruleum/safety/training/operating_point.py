@@ -79,19 +79,35 @@ def choose(points: Sequence[tuple[float, dict[str, Any]]], dev_max_fpr: float) -
     return max(within) if within else None
 
 
+def shares(text: str) -> list[float]:
+    """An argparse type: comma-separated shares between 0 and 1, in increasing order."""
+    return sorted(share(part) for part in text.split(","))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--oof", type=Path, required=True, help="crossfit --save-oof output")
     parser.add_argument("--data", type=Path, default=DATA_DIR)
-    parser.add_argument("--model", type=Path, default=models_dir() / TUNED_FILE)
-    parser.add_argument("--budgets", default=BUDGETS, help="shares of benign training texts")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=models_dir() / TUNED_FILE,
+        help="where --write puts the thresholds: the shipped model (default) or a copy of it",
+    )
+    parser.add_argument(
+        "--budgets", type=shares, default=BUDGETS, help="shares of benign training texts"
+    )
     parser.add_argument("--dev-max-fpr", type=share, default=0.025)
     parser.add_argument("--target-recall", type=share, default=0.92)
     parser.add_argument("--write", action="store_true", help="ship the chosen thresholds")
     args = parser.parse_args()
-    budgets = sorted(share(b) for b in args.budgets.split(","))
+    if not args.oof.is_file():
+        parser.error(f"no out-of-fold file at {args.oof} (crossfit --save-oof writes one)")
+    dev_examples = load("dev", args.data)
+    if not dev_examples:
+        parser.error(f"no development texts in {args.data / 'dev'}")
 
     everything = Split.of(load("train", args.data), windowed=True)
     with np.load(args.oof) as saved:
@@ -109,17 +125,16 @@ def main() -> int:
         escalate_at=classifier.escalate_at,
         fast_share=classifier.fast_share,
     )
-    dev_examples = load("dev", args.data)
     policy = ContentFilterPolicy.from_dict(None)
     out_of_fold: dict[str, dict[str, Any]] = {}
     development: list[tuple[float, dict[str, Any]]] = []
-    for budget in budgets:
+    for budget in args.budgets:
         thresholds = maximin_thresholds(
             blend, everything.y, everything.benign, everything.applies, args.target_recall, budget
         )
-        out_of_fold[f"{budget:.1%}"] = figures(blend, everything, thresholds)
+        point = out_of_fold[f"{budget:.1%}"] = figures(blend, everything, thresholds)
         # Judge by the thresholds as they would be written (rounded), not as computed.
-        written = out_of_fold[f"{budget:.1%}"]["thresholds"]
+        written = point["thresholds"]
         reader.candidate = np.array([written[h] for h in head_names()], dtype=np.float32)
         dev = summary(evaluate(served, dev_examples, policy))
         development.append((budget, dev))
@@ -131,11 +146,12 @@ def main() -> int:
         return 0 if chosen is not None else 1
     path = metadata_path(args.model)
     metadata = json.loads(path.read_text())
+    budgets = ",".join(f"{b:g}" for b in args.budgets)
     metadata["thresholds"] = out_of_fold[f"{chosen:.1%}"]["thresholds"]
     metadata["threshold_rule"] = (
         f"maximin allocation (training/budget.py) on out-of-fold probabilities of the blend, "
         f"target recall {args.target_recall}, at most {chosen:.1%} of benign training texts "
-        f"filtered by the default policy's heads: the largest budget of {args.budgets} whose "
+        f"filtered by the default policy's heads: the largest budget of {budgets} whose "
         f"false-positive rate on data/safety/dev is at most {args.dev_max_fpr:.1%}"
     )
     metadata["operating_point"] = {
