@@ -9,7 +9,7 @@ from ceruleum.safety.training.check_overlap import overlaps, repeats
 from ceruleum.safety.training.dataset import DATA_DIR, load
 
 
-def test_no_text_repeats_across_train_dev_and_eval() -> None:
+def test_no_text_repeats_across_train_candidates_dev_and_eval() -> None:
     assert overlaps(DATA_DIR) == []
 
 
@@ -41,3 +41,10 @@ def test_training_data_parses() -> None:
     examples = load("train")
     assert len(examples) >= 2000
     assert all(e.text.strip() for e in examples)
+
+
+def test_candidate_training_data_parses() -> None:
+    examples = load("candidates")
+    assert len(examples) >= 1000
+    assert all(e.text.strip() for e in examples)
+    assert sum(not e.benign for e in examples) >= 500

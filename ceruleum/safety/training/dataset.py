@@ -51,7 +51,8 @@ def parse_line(line: str, source: str) -> Example:
 
 
 def load(split: str, data_dir: Path = DATA_DIR) -> list[Example]:
-    """Every example of a split ("train" or "eval"), file by file in name order."""
+    """Every example of a split ("train", "candidates", "dev" or "eval"), file by file in name
+    order; none where the split has no folder."""
     examples = []
     for path in sorted((data_dir / split).glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
