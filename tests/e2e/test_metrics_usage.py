@@ -10,6 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ceruleum.engine.llama_model import LlamaModel
+from ceruleum.engine.registry import resolve_chat_model
 from tests.conftest import MODEL, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -43,6 +45,14 @@ def wait_for_usage(
         if time.monotonic() > deadline:
             raise AssertionError(f"usage not recorded in time: {row}")
         time.sleep(0.1)
+
+
+def end_of_generation_tokens() -> list[int]:
+    model = LlamaModel(resolve_chat_model(MODEL).path)
+    try:
+        return [t for t in range(model.n_vocab) if model.is_end_of_generation(t)]
+    finally:
+        model.close()
 
 
 def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -140,6 +150,9 @@ def test_a_disconnected_stream_is_metered_with_its_tokens(
         "messages": [{"role": "user", "content": "Write a long story about the sea."}],
         "max_tokens": 400,
         "stream": True,
+        # The model may not end on its own: a story that ended before the client left would
+        # never be a disconnect (it happened once, after 26 tokens).
+        "logit_bias": {str(token): -100 for token in end_of_generation_tokens()},
     }
     chunks = 0
     with client.stream("POST", "/v1/chat/completions", json=body, headers=server.headers) as r:

@@ -44,7 +44,8 @@ def test_training_data_parses() -> None:
 
 
 def test_candidate_training_data_parses() -> None:
+    # Since version K only the session-8 violence file (340 texts) waits here.
     examples = load("candidates")
-    assert len(examples) >= 1000
+    assert len(examples) >= 300
     assert all(e.text.strip() for e in examples)
-    assert sum(not e.benign for e in examples) >= 500
+    assert sum(not e.benign for e in examples) >= 200
