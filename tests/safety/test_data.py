@@ -44,7 +44,8 @@ def test_training_data_parses() -> None:
 
 
 def test_candidate_training_data_parses() -> None:
-    # Training texts no shipped model has seen yet: session 8's violence file and session 9's files.
+    # Training texts no shipped model has seen yet: session 8's violence file (version M took up
+    # session 9's files).
     examples = load("candidates")
     assert len(examples) >= 300
     assert all(e.text.strip() for e in examples)
