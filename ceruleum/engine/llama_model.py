@@ -113,6 +113,10 @@ class LlamaModel:
     def is_end_of_generation(self, token_id: int) -> bool:
         return bool(llama.llama_vocab_is_eog(self.vocab, token_id))
 
+    def end_of_generation_tokens(self) -> list[int]:
+        """Every token that ends a generation (llama.cpp keeps no list of them to ask for)."""
+        return [t for t in range(self.n_vocab) if self.is_end_of_generation(t)]
+
     # --- tokenizer ------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
         data = text.encode("utf-8")

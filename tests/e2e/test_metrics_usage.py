@@ -50,7 +50,7 @@ def wait_for_usage(
 def end_of_generation_tokens() -> list[int]:
     model = LlamaModel(resolve_chat_model(MODEL).path)
     try:
-        return [t for t in range(model.n_vocab) if model.is_end_of_generation(t)]
+        return model.end_of_generation_tokens()
     finally:
         model.close()
 

@@ -469,7 +469,7 @@ async def test_kv_pressure_preempts_and_recomputes_without_losing_requests(
     preempted and recomputed later, and every request still completes in full."""
     prompts = [prompt_tokens(model, template, q) for q in OTHER_QUESTIONS[:3]]
     max_tokens = 100
-    no_eog = {t: -100.0 for t in range(model.n_vocab) if model.is_end_of_generation(t)}
+    no_eog = {t: -100.0 for t in model.end_of_generation_tokens()}
     async with fresh_engine(model, context_window=256, kv_cache_tokens=256) as eng:
         capacity = eng.stats().kv_cache_capacity_tokens
         assert sum(len(p) + max_tokens for p in prompts) > capacity
