@@ -9,11 +9,16 @@ rate on benign text (hard negatives separately), and how often the full stage wa
 
 Usage:
   python bench/safety_eval.py [--split eval|dev] [--data data/safety] [--policy POLICY_JSON]
+                              [--exclude-files GLOB]
+
+--exclude-files 'session9_*' with --split dev reads only the former evaluation set, the half of
+dev that no later writer's brief shaped (docs/safety.md, "Version N").
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import platform
@@ -38,10 +43,18 @@ def main() -> int:
         default="eval",
         help='"eval" (held out, measured once per version) or "dev" (chooses the operating point)',
     )
+    parser.add_argument(
+        "--exclude-files",
+        metavar="GLOB",
+        default=None,
+        help="leave out items from files whose name matches GLOB, e.g. 'session9_*'",
+    )
     args = parser.parse_args()
 
     policy = ContentFilterPolicy.from_dict(json.loads(args.policy) if args.policy else None)
     examples = load(args.split, args.data)
+    if args.exclude_files:
+        examples = [e for e in examples if not fnmatch.fnmatch(e.source, args.exclude_files)]
     loader = ClassifierLoader()
     loader.start()
     classifier = loader.get()
@@ -53,6 +66,7 @@ def main() -> int:
     report["ms_per_item"] = round(elapsed / len(examples) * 1000, 2)
     report["items"] = len(examples)
     report["split"] = args.split
+    report["excluded_files"] = args.exclude_files
     report["policy"] = policy.prompt.to_dict("prompt")
     report["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     print(json.dumps(report, indent=2, ensure_ascii=False))
