@@ -8,11 +8,12 @@ on high and on low items, jailbreak and indirect-attack recall and precision, th
 rate on benign text (hard negatives separately), and how often the full stage was needed.
 
 Usage:
-  python bench/safety_eval.py [--split eval|dev] [--data data/safety] [--policy POLICY_JSON]
-                              [--exclude-files GLOB]
+  python bench/safety_eval.py [--split eval|dev|candidates] [--data data/safety]
+                              [--policy POLICY_JSON] [--exclude-files GLOB]
 
 --exclude-files 'session9_*' with --split dev reads only the former evaluation set, the half of
-dev that no later writer's brief shaped (docs/safety.md, "Version N").
+dev that no later writer's brief shaped (docs/safety.md, "Version N"); --split candidates
+--exclude-files 'session[89]_*' reads session 11's candidate files, which no version was trained on.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def main() -> int:
     parser.add_argument("--policy", default=None, help="a content_filter policy as JSON")
     parser.add_argument(
         "--split",
-        choices=("eval", "dev"),
+        choices=("eval", "dev", "candidates"),
         default="eval",
-        help='"eval" (held out, measured once per version) or "dev" (chooses the operating point)',
+        help='"eval" (held out, measured once per version), "dev" (chooses the operating point) or'
+        ' "candidates" (training texts not yet trained on)',
     )
     parser.add_argument(
         "--exclude-files",
