@@ -44,8 +44,8 @@ def test_training_data_parses() -> None:
 
 
 def test_candidate_training_data_parses() -> None:
-    # Training texts no shipped model has seen yet: session 8's violence file (version M took up
-    # session 9's files).
+    # Training texts the shipped model was not trained on: session 8's violence file, session 9's
+    # two self-harm files (version N left them out again) and session 11's four files.
     examples = load("candidates")
     assert len(examples) >= 300
     assert all(e.text.strip() for e in examples)
