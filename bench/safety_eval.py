@@ -57,6 +57,8 @@ def main() -> int:
     examples = load(args.split, args.data)
     if args.exclude_files:
         examples = [e for e in examples if not fnmatch.fnmatch(e.source, args.exclude_files)]
+    if not examples:
+        parser.error(f"no items left in {args.data / args.split} to measure")
     loader = ClassifierLoader()
     loader.start()
     classifier = loader.get()
