@@ -315,6 +315,7 @@ def ship(
             "schedule_epochs": args.epochs,
             "batch_size": args.batch_size,
             "pos_weight_cap": args.pos_weight_cap,
+            "bfloat16_training": args.bfloat16_training,
             "seconds_per_epoch": round(seconds, 1),
         },
         "out_of_fold": report,

@@ -276,6 +276,7 @@ def ship(
             "schedule_epochs": args.epochs,
             "batch_size": args.batch_size,
             "pos_weight_cap": args.pos_weight_cap,
+            "bfloat16_training": args.bfloat16_training,
             "seconds_per_epoch": round(best.seconds_per_epoch, 1),
         },
         "validation": report,

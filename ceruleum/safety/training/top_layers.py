@@ -126,9 +126,11 @@ def fit_top(
         started = time.perf_counter()
         for chosen in batches(lengths, args.batch_size, rng):
             hidden, mask = collate(train_states, chosen)
-            logits = top(hidden, mask)
+            # Mixed precision: weights, gradients and the optimizer stay float32.
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bfloat16_training):
+                logits = top(hidden, mask)
             losses = F.binary_cross_entropy_with_logits(
-                logits, targets[chosen], pos_weight=pos_weight, reduction="none"
+                logits.float(), targets[chosen], pos_weight=pos_weight, reduction="none"
             )
             weights = loss_mask[chosen]
             loss = (losses * weights).sum() / weights.sum().clamp(min=1.0)
@@ -175,3 +177,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-benign-fpr", type=share, default=0.025)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--bfloat16-training",
+        action="store_true",
+        help="run the forward pass in bfloat16 autocast (weights and optimizer stay float32): "
+        "about 1.7x faster where the CPU multiplies bfloat16 natively (AMX)",
+    )
