@@ -9,11 +9,12 @@ rate on benign text (hard negatives separately), and how often the full stage wa
 
 Usage:
   python bench/safety_eval.py [--split eval|dev|candidates] [--data data/safety]
-                              [--policy POLICY_JSON] [--exclude-files GLOB]
+                              [--policy POLICY_JSON] [--exclude-files GLOB] [--only-files GLOB]
 
 --exclude-files 'session9_*' with --split dev reads only the former evaluation set, the half of
 dev that no later writer's brief shaped (docs/safety.md, "Version N"); --split candidates
---exclude-files 'session[89]_*' reads session 11's candidate files, which no version was trained on.
+--exclude-files 'session[89]_*' read session 11's candidate files until version O took them up;
+since then --split dev --only-files 'session11_*' reads the half of them that went to dev.
 """
 
 from __future__ import annotations
@@ -51,12 +52,20 @@ def main() -> int:
         default=None,
         help="leave out items from files whose name matches GLOB, e.g. 'session9_*'",
     )
+    parser.add_argument(
+        "--only-files",
+        metavar="GLOB",
+        default=None,
+        help="keep only items from files whose name matches GLOB, e.g. 'session11_*'",
+    )
     args = parser.parse_args()
 
     policy = ContentFilterPolicy.from_dict(json.loads(args.policy) if args.policy else None)
     examples = load(args.split, args.data)
     if args.exclude_files:
         examples = [e for e in examples if not fnmatch.fnmatch(e.source, args.exclude_files)]
+    if args.only_files:
+        examples = [e for e in examples if fnmatch.fnmatch(e.source, args.only_files)]
     if not examples:
         parser.error(f"no items left in {args.data / args.split} to measure")
     loader = ClassifierLoader()
@@ -71,6 +80,7 @@ def main() -> int:
     report["items"] = len(examples)
     report["split"] = args.split
     report["excluded_files"] = args.exclude_files
+    report["only_files"] = args.only_files
     report["policy"] = policy.prompt.to_dict("prompt")
     report["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     print(json.dumps(report, indent=2, ensure_ascii=False))
