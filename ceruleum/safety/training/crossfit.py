@@ -46,6 +46,7 @@ from ceruleum.safety.classifier import blend_logits, head_names, models_dir
 from ceruleum.safety.encoder import StaticEncoder, minilm_path
 from ceruleum.safety.training.budget import maximin_thresholds
 from ceruleum.safety.training.dataset import Example, load
+from ceruleum.safety.training.fold_store import FoldResult, fold_path, load_fold, save_fold
 from ceruleum.safety.training.top_layers import (
     add_training_options,
     fit_top,
@@ -132,24 +133,35 @@ def run_fold(
     cached: dict[str, Tensor],
     examples: list[Example],
     held_indices: np.ndarray,
-    tuned_oof: list[Floats],
-    fast_oof: Floats,
-) -> float:
-    """Train on every fold but one and write the held-out texts' probabilities: the fine-tuned
-    model's after each epoch into `tuned_oof`, the fast stage's into `fast_oof`."""
+) -> FoldResult:
+    """Train on every fold but one and score the held-out texts: the fine-tuned model after
+    each epoch, and the fast stage fitted on the same folds."""
     held_set = set(held_indices.tolist())
     train = Split.of([e for i, e in enumerate(examples) if i not in held_set], windowed=False)
     held = Split.of([examples[i] for i in held_indices], windowed=True)
     held_states = [cached[p] for p in held.pieces]
+    tuned = np.zeros((args.epochs, len(held_indices), len(head_names())))
 
     def score(epoch: int, top: TunedTop) -> bool:
-        tuned_oof[epoch - 1][held_indices] = held.per_text(predict(top, held_states))
+        tuned[epoch - 1] = held.per_text(predict(top, held_states))
         return True
 
     train_states = [cached[e.text] for e in train.examples]
     _, seconds = fit_top(base, args.top_layers, args.lr, args, train_states, train, score)
-    fast_oof[held_indices] = held.per_text(fast_stage_probabilities(train, held))
-    return seconds
+    fast = held.per_text(fast_stage_probabilities(train, held))
+    return FoldResult(held=held_indices, tuned=tuned, fast=fast, seconds_per_epoch=seconds)
+
+
+def fold_settings(args: argparse.Namespace, examples: list[Example]) -> dict[str, Any]:
+    """What a fold's probabilities depend on: a stored fold is reused only if all of it matches."""
+    names = (
+        "folds", "top_layers", "lr", "epochs", "head_lr", "batch_size", "max_length",
+        "pos_weight_cap", "seed", "bfloat16_training",
+    )  # fmt: skip
+    return {
+        "training_data_sha256_16": data_digest(examples),
+        **{name: getattr(args, name) for name in names},
+    }
 
 
 def main() -> int:
@@ -172,7 +184,21 @@ def main() -> int:
     parser.add_argument("--save-oof", type=Path, default=None, help="write the probabilities")
     parser.add_argument("--ship", action="store_true", help="train on everything and write it")
     parser.add_argument("--report", type=Path, default=None, help="write the report JSON here")
+    parser.add_argument(
+        "--fold-dir",
+        type=Path,
+        default=None,
+        help="keep finished folds here and reuse those made with the same data and settings",
+    )
+    parser.add_argument(
+        "--max-new-folds",
+        type=int,
+        default=None,
+        help="train at most this many folds not yet in --fold-dir, then stop (go on later)",
+    )
     args = parser.parse_args()
+    if args.max_new_folds is not None and args.fold_dir is None:
+        parser.error("--max-new-folds needs --fold-dir, or the folds it trains are lost")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
@@ -194,11 +220,28 @@ def main() -> int:
     tuned_oof = [np.zeros((len(examples), len(head_names()))) for _ in range(args.epochs)]
     fast_oof = np.zeros((len(examples), len(head_names())))
     epoch_seconds: list[float] = []
+    settings = fold_settings(args, examples)
+    trained = 0
     for number, held_indices in enumerate(folds_of(examples, args.folds, args.seed), 1):
-        clock = time.perf_counter()
-        seconds = run_fold(args, base, cached, examples, held_indices, tuned_oof, fast_oof)
-        epoch_seconds.append(seconds)
-        print(f"fold {number}: {time.perf_counter() - clock:.0f} s", flush=True)
+        result = None
+        if args.fold_dir is not None:
+            result = load_fold(args.fold_dir, number, settings, held_indices)
+        if result is not None:
+            print(f"fold {number}: read from {fold_path(args.fold_dir, number)}", flush=True)
+        elif args.max_new_folds is not None and trained >= args.max_new_folds:
+            print(f"stopped before fold {number}: --max-new-folds {trained} reached", flush=True)
+            return 0
+        else:
+            clock = time.perf_counter()
+            result = run_fold(args, base, cached, examples, held_indices)
+            trained += 1
+            if args.fold_dir is not None:
+                save_fold(args.fold_dir, number, settings, result)
+            print(f"fold {number}: {time.perf_counter() - clock:.0f} s", flush=True)
+        for epoch in range(args.epochs):
+            tuned_oof[epoch][held_indices] = result.tuned[epoch]
+        fast_oof[held_indices] = result.fast
+        epoch_seconds.append(result.seconds_per_epoch)
 
     history: list[dict[str, float]] = []
     for epoch, probabilities in enumerate(tuned_oof, 1):
