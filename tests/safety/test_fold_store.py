@@ -103,3 +103,16 @@ def test_a_cross_fit_stopped_after_one_fold_goes_on_to_the_same_result(
 def test_max_new_folds_without_a_fold_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit):
         run_crossfit(monkeypatch, "--max-new-folds", "1")
+
+
+def test_folds_made_with_other_settings_stop_the_run_with_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_training_data(tmp_path / "data")
+    common = ["--data", str(tmp_path / "data"), "--folds", "2", "--top-layers", "1"]
+    common += ["--max-length", "32", "--fold-dir", str(tmp_path / "folds")]
+    run_crossfit(monkeypatch, *common, "--epochs", "1", "--max-new-folds", "1")
+    with pytest.raises(SystemExit) as stopped:
+        run_crossfit(monkeypatch, *common, "--epochs", "2")
+    assert stopped.value.code == 2
+    assert "epochs" in capsys.readouterr().err

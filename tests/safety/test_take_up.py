@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ceruleum.safety.training.take_up import halves, take_up
+from ceruleum.safety.training.take_up import halves, main, take_up
 
 
 def line(text: str, labels: dict[str, object], role: str | None = None) -> str:
@@ -60,3 +60,12 @@ def test_take_up_refuses_to_overwrite_a_file_and_keeps_the_candidate(tmp_path: P
     assert source.exists()
     assert (tmp_path / "dev" / "writers.jsonl").read_text() == "kept\n"
     assert not (tmp_path / "train" / "writers.jsonl").exists()
+
+
+def test_the_command_reports_a_missing_file_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main([str(tmp_path / "candidates" / "absent.jsonl"), "--data", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "absent.jsonl" in capsys.readouterr().err

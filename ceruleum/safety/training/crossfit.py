@@ -46,7 +46,13 @@ from ceruleum.safety.classifier import blend_logits, head_names, models_dir
 from ceruleum.safety.encoder import StaticEncoder, minilm_path
 from ceruleum.safety.training.budget import maximin_thresholds
 from ceruleum.safety.training.dataset import Example, load
-from ceruleum.safety.training.fold_store import FoldResult, fold_path, load_fold, save_fold
+from ceruleum.safety.training.fold_store import (
+    FoldMismatch,
+    FoldResult,
+    fold_path,
+    load_fold,
+    save_fold,
+)
 from ceruleum.safety.training.top_layers import (
     add_training_options,
     fit_top,
@@ -225,7 +231,10 @@ def main() -> int:
     for number, held_indices in enumerate(folds_of(examples, args.folds, args.seed), 1):
         result = None
         if args.fold_dir is not None:
-            result = load_fold(args.fold_dir, number, settings, held_indices)
+            try:
+                result = load_fold(args.fold_dir, number, settings, held_indices)
+            except FoldMismatch as error:
+                parser.error(f"{error}; remove it or choose another --fold-dir")
         if result is not None:
             print(f"fold {number}: read from {fold_path(args.fold_dir, number)}", flush=True)
         elif args.max_new_folds is not None and trained >= args.max_new_folds:

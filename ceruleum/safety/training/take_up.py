@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     for path in args.files:
-        train, dev = take_up(path, args.data)
+        try:
+            train, dev = take_up(path, args.data)
+        except (OSError, ValueError) as error:  # a missing file, a taken name, a bad line
+            parser.error(str(error))
         print(f"{path.name}: {train} to train, {dev} to dev")
 
 
