@@ -10,6 +10,7 @@ rate on benign text (hard negatives separately), and how often the full stage wa
 Usage:
   python bench/safety_eval.py [--split eval|dev|candidates] [--data data/safety]
                               [--policy POLICY_JSON] [--exclude-files GLOB] [--only-files GLOB]
+                              [--precision auto|float32|bfloat16|int8]
 
 --exclude-files 'session9_*' with --split dev reads only the former evaluation set, the half of
 dev that no later writer's brief shaped (docs/safety.md, "Version N"); --split candidates
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from ceruleum.safety.policy import ContentFilterPolicy
+from ceruleum.safety.precision import PRECISION_SETTINGS, classifier_precision
 from ceruleum.safety.service import ClassifierLoader
 from ceruleum.safety.training.dataset import DATA_DIR, load
 from ceruleum.safety.training.evaluation import evaluate, ratio
@@ -58,6 +60,12 @@ def main() -> int:
         default=None,
         help="keep only items from files whose name matches GLOB, e.g. 'session11_*'",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_SETTINGS,
+        default="auto",
+        help="MiniLM's precision in the full stage, as the server's content_filter_precision",
+    )
     args = parser.parse_args()
 
     policy = ContentFilterPolicy.from_dict(json.loads(args.policy) if args.policy else None)
@@ -68,7 +76,7 @@ def main() -> int:
         examples = [e for e in examples if fnmatch.fnmatch(e.source, args.only_files)]
     if not examples:
         parser.error(f"no items left in {args.data / args.split} to measure")
-    loader = ClassifierLoader()
+    loader = ClassifierLoader(args.precision)
     loader.start()
     classifier = loader.get()
     started = time.perf_counter()
@@ -82,6 +90,7 @@ def main() -> int:
     report["excluded_files"] = args.exclude_files
     report["only_files"] = args.only_files
     report["policy"] = policy.prompt.to_dict("prompt")
+    report["full_stage_precision"] = classifier_precision(args.precision)
     report["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform()}
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0

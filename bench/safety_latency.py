@@ -8,6 +8,10 @@ and the gap of the medians.
 
 Usage:
   python bench/safety_latency.py [--rounds 6] [--requests-per-round 24] [--max-tokens 16]
+                                 [--precision auto|float32|bfloat16|int8]
+
+--precision is the filtering server's CERULEUM_CONTENT_FILTER_PRECISION (MiniLM's precision in
+the classifier's full stage); the report names what "auto" chose on this CPU.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import httpx
 # The same server launcher as the gateway bench.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway import Server, start, summary
+
+from ceruleum.safety.precision import PRECISION_SETTINGS, classifier_precision
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = [
@@ -65,13 +71,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests-per-round", type=int, default=24)
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--precision", choices=PRECISION_SETTINGS, default="auto")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ceruleum-bench-safety-"))
     dev = {"CERULEUM_DEV_MODE": "true"}
     servers: list[Server] = []
     try:
-        servers.append(start("filter_on", workdir, dev))
+        precision = {"CERULEUM_CONTENT_FILTER_PRECISION": args.precision}
+        servers.append(start("filter_on", workdir, {**dev, **precision}))
         servers.append(
             start("filter_off", workdir, {**dev, "CERULEUM_CONTENT_FILTER_ENABLED": "false"})
         )
@@ -90,6 +98,7 @@ def main() -> int:
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "max_tokens": args.max_tokens,
+        "full_stage_precision": classifier_precision(args.precision),
         "servers": results,
         "filter_overhead_median_ms": round(
             results["filter_on"]["median_ms"] - results["filter_off"]["median_ms"], 3

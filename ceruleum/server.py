@@ -90,7 +90,7 @@ def build_app(settings: Settings, pool: ModelPool | None = None) -> FastAPI:
     # Built here so that an unknown analyzer name stops the server before it binds; the
     # classifier itself loads on a background thread.
     app.state.content_filter = (
-        build_content_filter(settings.content_filter_analyzers)
+        build_content_filter(settings.content_filter_analyzers, settings.content_filter_precision)
         if settings.content_filter_enabled
         else None
     )

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from ceruleum.safety.precision import PrecisionSetting
+
 
 def _default_threads() -> int:
     return max(1, os.cpu_count() or 1)
@@ -69,6 +71,9 @@ class Settings(BaseSettings):
     # The policy (JSON, as a deployment's `content_filter`) for requests that call a served model
     # by its id rather than through a deployment; unset: Azure's default.
     content_filter_default_policy: str | None = None
+    # The classifier's MiniLM: "auto" (bfloat16 where the CPU multiplies it natively, else
+    # safety/precision.py's choice), "float32", "bfloat16" or "int8" (docs/safety.md, "Precision").
+    content_filter_precision: PrecisionSetting = "auto"
     # Streamed text is released after each check of about this many characters.
     content_filter_stream_chars: int = Field(default=120, ge=1)
     # A served model used directly (not through a named deployment) gets this quota.

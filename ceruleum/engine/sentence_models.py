@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Precision = Literal["float32", "bfloat16"]
+Precision = Literal["float32", "bfloat16", "int8"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,25 @@ def bfloat16_is_fast() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
+def quantize_linear_layers(module: Any) -> Any:
+    """`module` with its linear layers swapped, in place, for int8 ones that quantize their input
+    on the fly (weights int8 per output channel, activations per batch). On CPUs without native
+    bfloat16 this makes MiniLM about 1.8 times as fast as float32, at some cost in accuracy:
+    per-tensor weights moved MiniLM's embeddings of short texts to a cosine of 0.85-0.96 from
+    float32's, per channel 0.92-0.98 (docs/safety.md, "Precision"). PyTorch marks this API
+    deprecated in favour of torchao; it still ships, and is kept quiet here."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(  # type: ignore[no-untyped-call]
+            module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+        )
+
+
 def _load_quietly(path: Path, precision: Precision) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
     import torch
@@ -78,6 +97,8 @@ def _load_quietly(path: Path, precision: Precision) -> Any:
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         model = SentenceTransformer(str(path), device="cpu")
+        if precision == "int8":
+            return quantize_linear_layers(model)
         return model.to(torch.bfloat16) if precision == "bfloat16" else model
     finally:
         transformers_logging.set_verbosity(verbosity)

@@ -12,13 +12,10 @@ from typing import Any
 import numpy as np
 
 from ceruleum.engine.registry import resolve_embedding_model
-from ceruleum.engine.sentence_models import (
-    Precision,
-    bfloat16_is_fast,
-    load_sentence_transformer,
-)
+from ceruleum.engine.sentence_models import load_sentence_transformer
 from ceruleum.safety.batching import SharedBatches
 from ceruleum.safety.classifier import Array, models_dir
+from ceruleum.safety.precision import PrecisionSetting, classifier_precision
 
 ENCODER_MODEL = "all-minilm-l6-v2"
 STATIC_DIR = "minilm-static"
@@ -31,15 +28,14 @@ def minilm_path() -> Path:
 class TransformerEncoder:
     """MiniLM through sentence-transformers, normalised; concurrent requests share batches.
 
-    In bfloat16 where the CPU multiplies it natively: a short text then takes ~7.5 ms instead of
-    ~11 ms on one core, and the embeddings agree with float32's to a cosine of 0.9999 (the
-    evaluation in docs/safety.md is run this way). This copy is the classifier's own (~45 MB);
-    the embeddings endpoint keeps float32.
+    In the precision `safety/precision.py` chooses. In bfloat16 (where native) a short text
+    then takes ~7.5 ms instead of ~11 ms on one core, and the embeddings agree with float32's to
+    a cosine of 0.9999 (the evaluation in docs/safety.md is run this way). This copy is the
+    classifier's own (~45 MB); the embeddings endpoint keeps float32.
     """
 
-    def __init__(self, precision: Precision | None = None) -> None:
-        chosen = precision or ("bfloat16" if bfloat16_is_fast() else "float32")
-        self._shared = load_sentence_transformer(minilm_path(), chosen)
+    def __init__(self, precision: PrecisionSetting = "auto") -> None:
+        self._shared = load_sentence_transformer(minilm_path(), classifier_precision(precision))
         self._batches = SharedBatches(self._encode)
 
     def embed(self, texts: Sequence[str]) -> Array:

@@ -23,6 +23,7 @@ from ceruleum.safety.classifier import (
 )
 from ceruleum.safety.filter import ContentFilter
 from ceruleum.safety.policy import DEFAULT_POLICY, ContentFilterPolicy, PolicyError
+from ceruleum.safety.precision import PrecisionSetting, classifier_precision
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +47,19 @@ def check_filter_switch(*, enabled: bool, dev_mode: bool) -> None:
         )
 
 
-def load_classifier() -> ContentClassifier:
+def load_classifier(precision: PrecisionSetting = "auto") -> ContentClassifier:
     """The shipped cascade, for prompts and completions alike: the fast logistic stage, then
     MiniLM fine-tuned on our labels where it is shipped, else the logistic heads over MiniLM's
-    embedding."""
+    embedding; MiniLM in `precision` (safety/precision.py)."""
     from ceruleum.safety.encoder import StaticEncoder, TransformerEncoder
     from ceruleum.safety.tuned import TunedClassifier, tuned_model_shipped
 
     weights = ClassifierWeights.load()
     fast = LogisticStage(StaticEncoder(), weights.stages["fast"])
     if not tuned_model_shipped():
-        full = LogisticStage(TransformerEncoder(), weights.stages["full"])
+        full = LogisticStage(TransformerEncoder(precision), weights.stages["full"])
         return ContentClassifier({"fast": fast, "full": full}, escalate_at=weights.escalate_at)
-    tuned = TunedClassifier()
+    tuned = TunedClassifier(precision=precision)
     return ContentClassifier(
         {"fast": fast, "full": tuned},
         escalate_at=weights.escalate_at,
@@ -69,7 +70,8 @@ def load_classifier() -> ContentClassifier:
 class ClassifierLoader:
     """Loads the classifier once, on a background thread; `get` waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, precision: PrecisionSetting = "auto") -> None:
+        self._precision: PrecisionSetting = precision
         self._classifier: ContentClassifier | None = None
         self._error: BaseException | None = None
         self._loaded = threading.Event()
@@ -79,7 +81,9 @@ class ClassifierLoader:
 
     def _load(self) -> None:
         try:
-            self._classifier = load_classifier()
+            self._classifier = load_classifier(self._precision)
+            precision = classifier_precision(self._precision)
+            logger.info("content classifier ready (MiniLM in %s)", precision)
         except BaseException as exc:
             logger.exception("the content classifier failed to load")
             self._error = exc
@@ -118,9 +122,12 @@ def default_policy(configured: str | None) -> ContentFilterPolicy:
     return policy
 
 
-def build_content_filter(names: Sequence[str] = DEFAULT_ANALYZERS) -> ContentFilter:
-    """The analyzers by name: the built-ins, then plugins from the entry-point group."""
-    loader = ClassifierLoader()
+def build_content_filter(
+    names: Sequence[str] = DEFAULT_ANALYZERS, precision: PrecisionSetting = "auto"
+) -> ContentFilter:
+    """The analyzers by name: the built-ins, then plugins from the entry-point group; the
+    classifier's MiniLM in `precision`."""
+    loader = ClassifierLoader(precision)
     factories: dict[str, AnalyzerFactory] = {
         "classifier": lambda: ClassifierAnalyzer(loader.get),
         "profanity": ProfanityAnalyzer,

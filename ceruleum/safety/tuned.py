@@ -6,8 +6,9 @@ top layers, a mean over the tokens and a linear layer with one output per classi
 (`head_names()`). Only the fine-tuned part is saved (`models/minilm-tuned-top.safetensors`,
 with a JSON of its settings and thresholds); `ceruleum.safety.training.finetune` makes both.
 Where the file is shipped it is the content classifier's full stage (safety/service.py). Served
-in bfloat16 where the CPU multiplies it natively, like the logistic full stage's MiniLM, and the
-windows of concurrent requests go through in shared batches.
+in the precision `safety/precision.py` chooses (bfloat16 where the CPU multiplies it natively),
+like the logistic full stage's MiniLM, and the windows of concurrent requests go through in
+shared batches.
 
 The layers are written out here in plain torch rather than called through transformers, so that
 training, the shipped file and serving do not depend on one transformers version's layer API.
@@ -28,14 +29,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ceruleum.engine.sentence_models import (
-    Precision,
     SharedModel,
-    bfloat16_is_fast,
     load_sentence_transformer,
+    quantize_linear_layers,
 )
 from ceruleum.safety.batching import SharedBatches
 from ceruleum.safety.classifier import Array, head_names, models_dir
 from ceruleum.safety.features import worst_window
+from ceruleum.safety.precision import PrecisionSetting, classifier_precision
 
 TUNED_FILE = "minilm-tuned-top.safetensors"
 DROPOUT = 0.1
@@ -178,7 +179,7 @@ class Base:
 class TunedClassifier:
     """Per-head probabilities from the shipped fine-tuned model: a `Scorer` (classifier.py)."""
 
-    def __init__(self, path: Path | None = None, precision: Precision | None = None) -> None:
+    def __init__(self, path: Path | None = None, precision: PrecisionSetting = "auto") -> None:
         weights = path or models_dir() / TUNED_FILE
         self.metadata: dict[str, Any] = json.loads(metadata_path(weights).read_text())
         if self.metadata["heads"] != head_names():
@@ -187,11 +188,17 @@ class TunedClassifier:
         count = int(self.metadata["top_layers"])
         from ceruleum.safety.encoder import minilm_path  # encoder imports the classifier
 
-        chosen = precision or ("bfloat16" if bfloat16_is_fast() else "float32")
+        chosen = classifier_precision(precision)
         self._shared: SharedModel = load_sentence_transformer(minilm_path(), chosen)
         self._base = Base(self._shared.model)
         self._first = self._base.depth - count
-        self._top = self._base.trainable_top(count)
+        # The top is rebuilt from float32 layers and quantized after its weights are loaded.
+        float_base = (
+            self._base
+            if chosen != "int8"
+            else Base(load_sentence_transformer(minilm_path(), "float32").model)
+        )
+        self._top = float_base.trainable_top(count)
         from safetensors.torch import load_file
 
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
@@ -199,6 +206,8 @@ class TunedClassifier:
         self._top.to(torch.bfloat16 if chosen == "bfloat16" else torch.float32)
         self._top.eval()
         self._top.requires_grad_(False)
+        if chosen == "int8":
+            quantize_linear_layers(self._top)
         self._thresholds: Array = np.array(
             [self.metadata["thresholds"][h] for h in head_names()], dtype=np.float32
         )
