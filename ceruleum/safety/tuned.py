@@ -67,6 +67,21 @@ class Layer(nn.Module):
         self.heads = heads
 
     @classmethod
+    def blank(cls, dims: int, inner: int, heads: int, eps: float) -> Layer:
+        """A layer of MiniLM's shape in float32 with fresh weights, for a saved top to load."""
+        modules: dict[str, nn.Module] = {
+            "query": nn.Linear(dims, dims),
+            "key": nn.Linear(dims, dims),
+            "value": nn.Linear(dims, dims),
+            "attention_out": nn.Linear(dims, dims),
+            "attention_norm": nn.LayerNorm(dims, eps=eps),
+            "intermediate": nn.Linear(dims, inner),
+            "output": nn.Linear(inner, dims),
+            "output_norm": nn.LayerNorm(dims, eps=eps),
+        }
+        return cls(modules, heads)
+
+    @classmethod
     def of(cls, bert_layer: nn.Module, heads: int) -> Layer:
         """A view of a transformers BertLayer: its own modules, shared, not copied."""
         names = {
@@ -138,6 +153,8 @@ class Base:
         self.heads = int(config.num_attention_heads)
         self.dims = int(config.hidden_size)
         self.depth = int(config.num_hidden_layers)
+        self.inner = int(config.intermediate_size)
+        self.eps = float(config.layer_norm_eps)
         self._embeddings = self.bert.get_submodule("embeddings")
         self._layers = [self.layer(i) for i in range(self.depth)]
         for layer in self._layers:
@@ -145,6 +162,12 @@ class Base:
 
     def layer(self, index: int) -> Layer:
         return Layer.of(self.bert.get_submodule(f"encoder.layer.{index}"), self.heads)
+
+    def blank_top(self, count: int) -> TunedTop:
+        """A top of `count` layers with fresh float32 weights, whatever precision this base is
+        in: serving loads the saved top into it (its weights are all overwritten)."""
+        layers = [Layer.blank(self.dims, self.inner, self.heads, self.eps) for _ in range(count)]
+        return TunedTop(layers, self.dims, len(head_names()))
 
     def trainable_top(self, count: int) -> TunedTop:
         """Independent copies of the top `count` layers under a fresh head."""
@@ -192,13 +215,8 @@ class TunedClassifier:
         self._shared: SharedModel = load_sentence_transformer(minilm_path(), chosen)
         self._base = Base(self._shared.model)
         self._first = self._base.depth - count
-        # The top is rebuilt from float32 layers and quantized after its weights are loaded.
-        float_base = (
-            self._base
-            if chosen != "int8"
-            else Base(load_sentence_transformer(minilm_path(), "float32").model)
-        )
-        self._top = float_base.trainable_top(count)
+        # Built in float32 (an int8 base's layers cannot load float weights), then converted.
+        self._top = self._base.blank_top(count)
         from safetensors.torch import load_file
 
         state = {k: v.float() for k, v in load_file(str(weights)).items()}
