@@ -25,6 +25,12 @@ _OFF = {"hate": "off", "sexual": "off", "violence": "off", "self_harm": "off"}
 # itself is tested through deployments, which keep Azure's default (e2e/test_content_filter.py).
 ANNOTATE_ONLY_POLICY = {"prompt": {**_OFF, "jailbreak": False}, "completion": _OFF}
 ANNOTATE_ONLY = json.dumps(ANNOTATE_ONLY_POLICY)
+# A server of its own for one test module: no embeddings model, a small engine.
+SMALL_ENGINE = {
+    "CERULEUM_EMBEDDING_MODEL": "",
+    "CERULEUM_KV_CACHE_TOKENS": "4096",
+    "CERULEUM_MAX_RUNNING_SEQUENCES": "8",
+}
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.conftest import ServerProcess, start_server, stop_server
+from tests.conftest import SMALL_ENGINE, ServerProcess, start_server, stop_server
 from tests.e2e.test_content_filter import VIOLENT
 
 pytestmark = pytest.mark.slow
@@ -19,10 +19,9 @@ def int8_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     proc = start_server(
         tmp_path_factory.mktemp("int8-filter"),
         env={
+            **SMALL_ENGINE,
             "CERULEUM_CONTENT_FILTER_PRECISION": "int8",
             "CERULEUM_CONTENT_FILTER_DEFAULT_POLICY": "",  # Azure's default: filter medium+
-            "CERULEUM_EMBEDDING_MODEL": "",
-            "CERULEUM_KV_CACHE_TOKENS": "4096",
         },
     )
     yield proc

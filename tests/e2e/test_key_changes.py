@@ -18,17 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, start_server, stop_server
+from tests.conftest import SMALL_ENGINE, ServerProcess, start_server, stop_server
 from tests.e2e.gateway_helpers import AdminApi, assert_openai_error, bearer, chat_body, warm_up
 
 pytestmark = pytest.mark.slow
 
 POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-SMALL_ENGINE = {
-    "CERULEUM_EMBEDDING_MODEL": "",
-    "CERULEUM_KV_CACHE_TOKENS": "4096",
-    "CERULEUM_MAX_RUNNING_SEQUENCES": "8",
-}
 
 
 def chat(server: ServerProcess, secret: str) -> httpx.Response:

@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import EMBEDDING_MODEL, ServerProcess, start_server, stop_server
+from tests.conftest import (
+    EMBEDDING_MODEL,
+    SMALL_ENGINE,
+    ServerProcess,
+    start_server,
+    stop_server,
+)
 from tests.e2e.gateway_helpers import (
     AZURE_API_VERSION,
     LONG_STORY,
@@ -41,11 +47,6 @@ pytestmark = pytest.mark.slow
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 QUOTA_PREFIX = "ceruleum:quota:"  # gateway/redis_quota.py DEFAULT_PREFIX
-SMALL_ENGINE = {
-    "CERULEUM_EMBEDDING_MODEL": "",
-    "CERULEUM_KV_CACHE_TOKENS": "4096",
-    "CERULEUM_MAX_RUNNING_SEQUENCES": "8",
-}
 
 
 @pytest.fixture(scope="module")

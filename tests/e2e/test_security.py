@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MODEL, ServerProcess, start_server, stop_server
+from tests.conftest import MODEL, SMALL_ENGINE, ServerProcess, start_server, stop_server
 from tests.e2e.gateway_helpers import (
     AZURE_API_VERSION,
     PROJECTS,
@@ -662,12 +662,7 @@ def test_cors_without_configured_origins(http: httpx.Client) -> None:
 def cors_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = start_server(
         tmp_path_factory.mktemp("cors"),
-        env={
-            "CERULEUM_CORS_ORIGINS": '["https://app.example"]',
-            "CERULEUM_EMBEDDING_MODEL": "",
-            "CERULEUM_KV_CACHE_TOKENS": "4096",
-            "CERULEUM_MAX_RUNNING_SEQUENCES": "8",
-        },
+        env={**SMALL_ENGINE, "CERULEUM_CORS_ORIGINS": '["https://app.example"]'},
     )
     yield proc
     stop_server(proc)
