@@ -13,7 +13,7 @@ import numpy as np
 
 from ceruleum.engine.registry import resolve_embedding_model
 from ceruleum.engine.sentence_models import load_sentence_transformer
-from ceruleum.safety.batching import SharedBatches
+from ceruleum.safety.batching import CLASSIFIER_RUN_CHARS, SharedBatches
 from ceruleum.safety.classifier import Array, models_dir
 from ceruleum.safety.precision import PrecisionSetting, classifier_precision
 
@@ -36,7 +36,7 @@ class TransformerEncoder:
 
     def __init__(self, precision: PrecisionSetting = "auto") -> None:
         self._shared = load_sentence_transformer(minilm_path(), classifier_precision(precision))
-        self._batches = SharedBatches(self._encode)
+        self._batches = SharedBatches(self._encode, max_chars=CLASSIFIER_RUN_CHARS)
 
     def embed(self, texts: Sequence[str]) -> Array:
         return self._batches.encode(texts)

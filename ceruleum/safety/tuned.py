@@ -33,7 +33,7 @@ from ceruleum.engine.sentence_models import (
     load_sentence_transformer,
     quantize_linear_layers,
 )
-from ceruleum.safety.batching import SharedBatches
+from ceruleum.safety.batching import CLASSIFIER_RUN_CHARS, SharedBatches
 from ceruleum.safety.classifier import Array, head_names, models_dir
 from ceruleum.safety.features import worst_window
 from ceruleum.safety.precision import PrecisionSetting, classifier_precision
@@ -229,7 +229,7 @@ class TunedClassifier:
         self._thresholds: Array = np.array(
             [self.metadata["thresholds"][h] for h in head_names()], dtype=np.float32
         )
-        self._batches = SharedBatches(self._read)
+        self._batches = SharedBatches(self._read, max_chars=CLASSIFIER_RUN_CHARS)
 
     @property
     def thresholds(self) -> Array:

@@ -270,6 +270,8 @@ def test_moderations_through_the_sdk(server: ServerProcess, tenant: dict[str, An
         {"input": [{"type": "image_url", "image_url": {"url": "http://127.0.0.1/x.png"}}]},
         {"input": 3},
         {"input": ["x"] * 257},
+        {"input": "x" * 100_001},
+        {"input": ["y" * 60_000, {"type": "text", "text": "z" * 60_000}]},
         {},
     ],
 )

@@ -78,3 +78,93 @@ def test_a_wrong_row_count_is_an_error_not_a_silent_misalignment() -> None:
     batches = SharedBatches(lambda texts: np.ones((1, 2), dtype=np.float32))
     with pytest.raises(BatchedEncodeError):
         batches.encode(["a-1", "b-2"])
+
+
+def long_texts(count: int) -> list[str]:
+    return [f"long{i:02d}-{i:03d}" for i in range(count)]  # ten characters each
+
+
+def test_a_budget_splits_a_long_call_into_runs_and_keeps_its_rows_in_order() -> None:
+    encoder = RecordingEncoder()
+    encoder.release.set()
+    texts = long_texts(7)
+    rows = SharedBatches(encoder, max_chars=25).encode(texts)
+    assert rows[:, 1].tolist() == [float(i) for i in range(7)]
+    assert [len(batch) for batch in encoder.batches] == [2, 2, 2, 1]
+    # A text longer than the budget still goes, alone.
+    encoder.batches.clear()
+    rows = SharedBatches(encoder, max_chars=5).encode(["x-1", "longer-2"])
+    assert rows.tolist() == [[3.0, 1.0], [8.0, 2.0]]
+    assert encoder.batches == [["x-1"], ["longer-2"]]
+
+
+def test_a_short_call_waits_for_one_run_not_for_a_whole_long_call() -> None:
+    encoder = RecordingEncoder()
+    batches = SharedBatches(encoder, max_chars=25)
+    texts = long_texts(10)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        long_call = pool.submit(batches.encode, texts)
+        assert encoder.entered.wait(timeout=10)  # its first run is under way
+        short_call = pool.submit(batches.encode, ["s-99"])
+        deadline = time.monotonic() + 10
+        while len(batches._queue) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        encoder.release.set()
+        assert short_call.result(timeout=10).tolist() == [[4.0, 99.0]]
+        assert long_call.result(timeout=10)[:, 1].tolist() == [float(i) for i in range(10)]
+    assert encoder.batches[0] == texts[:2]
+    # The very next run takes the short call first, then fills the budget from the long one.
+    assert encoder.batches[1] == ["s-99", *texts[2:4]]
+    assert sum(len(batch) for batch in encoder.batches) == 11
+
+
+def test_a_failed_run_fails_the_rest_of_a_long_call_too() -> None:
+    seen: list[list[str]] = []
+
+    def fails_second_run(texts: list[str]) -> Array:
+        seen.append(list(texts))
+        if len(seen) == 2:
+            raise OSError("out of memory")
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    batches = SharedBatches(fails_second_run, max_chars=25)
+    with pytest.raises(BatchedEncodeError):
+        batches.encode(long_texts(10))
+    assert len(seen) == 2  # nothing more of the failed call was encoded
+    assert batches._queue == []
+    assert batches.encode(["x-1"]).shape == (1, 2)
+
+
+def test_no_texts_and_a_bad_budget() -> None:
+    batches = SharedBatches(lambda texts: np.zeros((len(texts), 2), dtype=np.float32))
+    assert batches.encode([]).shape == (0, 2)
+    with pytest.raises(ValueError, match="max_chars"):
+        SharedBatches(lambda texts: np.zeros((0, 2), dtype=np.float32), max_chars=0)
+
+
+def test_a_short_call_returns_while_the_long_call_it_shared_a_run_with_goes_on() -> None:
+    runs: list[list[str]] = []
+    allowed = threading.Semaphore(0)  # one release lets one run finish
+
+    def encode(texts: list[str]) -> Array:
+        runs.append(list(texts))
+        assert allowed.acquire(timeout=10)
+        return np.array([[float(t.split("-")[1])] for t in texts], dtype=np.float32)
+
+    batches = SharedBatches(encode, max_chars=25)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        long_call = pool.submit(batches.encode, long_texts(10))
+        deadline = time.monotonic() + 10
+        while not runs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        short_call = pool.submit(batches.encode, ["s-99"])
+        while len(batches._queue) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        allowed.release()  # the long call's first run
+        allowed.release()  # the next: the short call's text and two of the long call's
+        assert short_call.result(timeout=10).tolist() == [[99.0]]
+        assert not long_call.done()  # three runs of it are still to come
+        for _ in range(3):
+            allowed.release()
+        assert long_call.result(timeout=10)[:, 0].tolist() == [float(i) for i in range(10)]
+    assert len(runs) == 5

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from ceruleum.engine.sentence_models import Precision, load_sentence_transformer
+from ceruleum.safety.batching import CLASSIFIER_RUN_CHARS
 from ceruleum.safety.classifier import head_names
 from ceruleum.safety.encoder import minilm_path
+from ceruleum.safety.features import window_pieces
 from ceruleum.safety.tuned import Base, TunedClassifier, metadata_path, tuned_model_shipped
 
 TEXTS = ["I will find you tonight and stab you", "How do I kill a stuck Linux process?", "Hi"]
@@ -67,3 +69,18 @@ def test_the_shipped_model_in_a_reduced_precision_agrees_with_float32(
     full = TunedClassifier(precision="float32").probabilities(texts)
     reduced = TunedClassifier(precision=precision).probabilities(texts)
     assert np.abs(full - reduced).max() < tolerance
+
+
+@pytest.mark.skipif(not tuned_model_shipped(), reason="no fine-tuned model is shipped")
+def test_a_long_text_read_over_several_runs_scores_as_read_in_one() -> None:
+    classifier = TunedClassifier(precision="float32")
+    sentences = [
+        f"Day {i}: the harvest was late, the river rose, and the council met again."
+        for i in range(160)
+    ]
+    sentences[70] = "Tonight I will find him and stab him until he stops breathing."
+    pieces, _ = window_pieces([" ".join(sentences)])
+    assert sum(len(piece) for piece in pieces) > 3 * CLASSIFIER_RUN_CHARS
+    in_runs = classifier.window_probabilities(pieces)
+    in_one = classifier._read(pieces)  # the reader itself, every window in one call
+    np.testing.assert_allclose(in_runs, in_one, atol=1e-5)
