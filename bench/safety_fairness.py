@@ -1,16 +1,22 @@
 """How long a short chat request waits for the content filter while a long text is being read.
 
-Starts one server from this checkout (development mode, filter on), then:
+Starts one server from this checkout (development mode, filter on, the embeddings endpoint
+serving all-MiniLM-L6-v2), then:
 1. sends short chat requests one at a time (max_tokens 8, temperature 0; a prompt the
    classifier's fast stage hands to its full stage): the latency alone;
-2. sends one moderation request of --chars characters (the largest a request may hold by
-   default) and, from --delay seconds later until it is answered, the same short chat requests
-   one at a time: their latency beside the long read.
-Prints JSON: the moderation's duration, and median and max latency of the short requests alone
-and beside it.
+2. sends one long request and, from --delay seconds later until it is answered, the same short
+   chat requests one at a time: their latency beside it. The long request is either a
+   moderation of --chars characters (by default the most a request may hold), or, with
+   --long embeddings, 2048 inputs of about 210 word pieces each (the most a request may hold),
+   which competes with the filter for MiniLM where both use the same float32 copy
+   (--precision float32, or CPUs without native bfloat16).
+Prints JSON: the long request's duration, and median and max latency of the short requests
+alone and beside it.
 
 Usage:
-  python bench/safety_fairness.py [--chars 100000] [--requests 12] [--delay 0.5]
+  python bench/safety_fairness.py [--long moderation|embeddings] [--chars 100000]
+                                  [--precision auto|float32|bfloat16|int8]
+                                  [--requests 12] [--delay 0.5]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -32,7 +39,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway import start
 
+from ceruleum.safety.precision import PRECISION_SETTINGS, classifier_precision
+
 MODEL = "smollm2-135m-instruct"
+EMBEDDINGS = "all-minilm-l6-v2"
 FILLER = "The committee reviewed the quarterly budget and agreed to fund the new library wing. "
 
 
@@ -67,11 +77,16 @@ def main() -> int:
     parser.add_argument("--chars", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=12)
     parser.add_argument("--delay", type=float, default=0.5)
+    parser.add_argument("--long", choices=("moderation", "embeddings"), default="moderation")
+    parser.add_argument("--precision", choices=PRECISION_SETTINGS, default="auto")
     args = parser.parse_args()
 
-    server = start(
-        "fairness", Path(tempfile.mkdtemp(prefix="ceruleum-bench-")), {"CERULEUM_DEV_MODE": "1"}
-    )
+    env = {
+        "CERULEUM_DEV_MODE": "1",
+        "CERULEUM_EMBEDDING_MODEL": "all-minilm-l6-v2",
+        "CERULEUM_CONTENT_FILTER_PRECISION": args.precision,
+    }
+    server = start("fairness", Path(tempfile.mkdtemp(prefix="ceruleum-bench-")), env)
     headers = {"Authorization": f"Bearer {server.admin_key}"}
     try:
         with httpx.Client(base_url=server.base_url, headers=headers, timeout=600) as client:
@@ -79,17 +94,22 @@ def main() -> int:
                 short_request(client)
             alone = [short_request(client) for _ in range(args.requests)]
 
-            text = (FILLER * (args.chars // len(FILLER) + 1))[: args.chars]
+            if args.long == "moderation":
+                text = (FILLER * (args.chars // len(FILLER) + 1))[: args.chars]
+                route, body = "/v1/moderations", {"input": text}
+            else:
+                inputs = [f"{i} " + FILLER * 14 for i in range(2048)]  # ~210 word pieces each
+                route, body = "/v1/embeddings", {"model": EMBEDDINGS, "input": inputs}
             outcome: dict[str, float | int] = {}
 
-            def moderate() -> None:
+            def read_long() -> None:
                 started = time.perf_counter()
                 with httpx.Client(base_url=server.base_url, headers=headers, timeout=600) as own:
-                    response = own.post("/v1/moderations", json={"input": text})
+                    response = own.post(route, json=body)
                 outcome["status"] = response.status_code
                 outcome["seconds"] = round(time.perf_counter() - started, 2)
 
-            reader = threading.Thread(target=moderate)
+            reader = threading.Thread(target=read_long)
             reader.start()
             time.sleep(args.delay)
             beside: list[float] = []
@@ -97,12 +117,16 @@ def main() -> int:
                 beside.append(short_request(client))
             reader.join()
         if outcome.get("status") != 200:
-            raise RuntimeError(f"moderation: {outcome}")
+            raise RuntimeError(f"{route}: {outcome}")
         if not beside:
-            raise RuntimeError("the moderation ended before any short request was sent")
+            raise RuntimeError("the long request ended before any short request was sent")
+        long_request: dict[str, Any] = {"route": route, "seconds": outcome["seconds"]}
+        if args.long == "moderation":
+            long_request["characters"] = args.chars
         report = {
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-            "moderation": {"characters": args.chars, "seconds": outcome["seconds"]},
+            "full_stage_precision": classifier_precision(args.precision),
+            "long_request": long_request,
             "short_requests_alone": stats(alone),
             "short_requests_beside_it": stats(beside),
         }

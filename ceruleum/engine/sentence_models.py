@@ -19,13 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ceruleum.engine.fair_lock import FairLock
+
 Precision = Literal["float32", "bfloat16", "int8"]
 
 
 @dataclass(frozen=True, slots=True)
 class SharedModel:
     model: Any  # a SentenceTransformer
-    lock: threading.Lock = field(default_factory=threading.Lock)  # held for every call
+    # Held for every call; fair, so that one caller's long run of calls cannot shut out others.
+    lock: FairLock = field(default_factory=FairLock)
 
 
 _loading = threading.Lock()

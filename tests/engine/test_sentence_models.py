@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ceruleum.engine.sentence_models import load_sentence_transformer, use_torch_threads
@@ -41,3 +42,23 @@ def test_one_copy_per_path_and_precision() -> None:
 def test_a_thread_count_below_one_is_refused() -> None:
     with pytest.raises(ValueError):
         use_torch_threads(0)
+
+
+def test_an_embeddings_request_read_in_slices_matches_one_pass() -> None:
+    from ceruleum.engine.embeddings import RUN_TOKENS, EmbeddingModel, _slices
+    from ceruleum.engine.registry import resolve_embedding_model
+
+    assert _slices([2, 0, 1], [5, 7, 9], budget=12) == [[2], [0, 1]]
+    assert _slices([0], [50], budget=12) == [[0]]  # longer than the budget: alone
+    model = EmbeddingModel(resolve_embedding_model("all-minilm-l6-v2"))
+    model.start_loading()
+    texts = [
+        f"Sentence {i}: " + "the quick brown fox jumps over the lazy dog " * (i % 9)
+        for i in range(90)
+    ]
+    result = model._embed_sync(texts)
+    assert result.prompt_tokens > 3 * RUN_TOKENS  # so it was read in several slices
+    reference = load_sentence_transformer(minilm_path()).model.encode(
+        texts, normalize_embeddings=True, convert_to_numpy=True
+    )
+    np.testing.assert_allclose(result.vectors, reference, atol=1e-5)
