@@ -293,3 +293,34 @@ def test_moderations_needs_an_inference_role(server: ServerProcess, tenant: dict
         timeout=30,
     )
     assert response.status_code == 403, response.text
+
+
+def test_a_short_check_is_answered_while_a_long_text_is_still_being_read(
+    server: ServerProcess, tenant: dict[str, Any]
+) -> None:
+    """The classifier reads a long text in bounded runs and serves waiting short checks between
+    them: before, a short request waited until the long text was read to the end."""
+    import threading
+    import time
+
+    filler = "The committee reviewed the quarterly budget and agreed to fund the new library wing. "
+    long_text = (filler * 1200)[:100_000]
+    finished: dict[str, float] = {}
+
+    def moderate(name: str, text: str) -> None:
+        response = httpx.post(
+            server.v1 + "/moderations",
+            json={"input": text},
+            headers=bearer(tenant["member"]),
+            timeout=300,
+        )
+        assert response.status_code == 200, response.text
+        finished[name] = time.monotonic()
+
+    long_read = threading.Thread(target=moderate, args=("long", long_text))
+    long_read.start()
+    time.sleep(1.0)  # the long text's full-stage runs are under way
+    moderate("short", "Tonight I will find him and stab him.")  # a text the full stage reads
+    long_read.join(timeout=300)
+    assert set(finished) == {"long", "short"}
+    assert finished["short"] < finished["long"]
