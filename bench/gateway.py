@@ -98,6 +98,22 @@ def start(name: str, workdir: Path, env: dict[str, str]) -> Server:
     raise RuntimeError(f"{name} did not start")
 
 
+def timed_chat(client: httpx.Client, model: str, prompt: str, max_tokens: int) -> float:
+    """Seconds one short chat request (temperature 0) takes; any status but 200 is an error."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
+    started = time.perf_counter()
+    response = client.post("/v1/chat/completions", json=body)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"chat: {response.status_code} {response.text}")
+    return elapsed
+
+
 def member_key(server: Server) -> str:
     """A project and a member key, as a real tenant would call with."""
     admin = {"Authorization": f"Bearer {server.admin_key}"}

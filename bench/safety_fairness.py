@@ -37,7 +37,7 @@ import httpx
 
 # The same server launcher as the gateway bench.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import start
+from gateway import start, timed_chat
 
 from ceruleum.safety.precision import PRECISION_SETTINGS, classifier_precision
 
@@ -47,19 +47,8 @@ FILLER = "The committee reviewed the quarterly budget and agreed to fund the new
 
 
 def short_request(client: httpx.Client) -> float:
-    body = {
-        "model": MODEL,
-        # A prompt the fast stage hands to the full stage, which the long text keeps busy.
-        "messages": [{"role": "user", "content": "Write a haiku about the sea."}],
-        "max_tokens": 8,
-        "temperature": 0,
-    }
-    started = time.perf_counter()
-    response = client.post("/v1/chat/completions", json=body)
-    elapsed = time.perf_counter() - started
-    if response.status_code != 200:
-        raise RuntimeError(f"chat: {response.status_code} {response.text}")
-    return elapsed
+    # A prompt the fast stage hands to the full stage, which the long text keeps busy.
+    return timed_chat(client, MODEL, "Write a haiku about the sea.", max_tokens=8)
 
 
 def stats(latencies: list[float]) -> dict[str, float | int]:

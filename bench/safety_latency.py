@@ -22,14 +22,13 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 # The same server launcher as the gateway bench.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway import Server, start, summary
+from gateway import Server, start, summary, timed_chat
 
 from ceruleum.safety.precision import PRECISION_SETTINGS, classifier_precision
 
@@ -50,18 +49,8 @@ def round_of(server: Server, requests: int, max_tokens: int, offset: int) -> Non
     headers = {"Authorization": f"Bearer {server.admin_key}"}
     with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
         for i in range(requests):
-            body = {
-                "model": MODEL,
-                "messages": [{"role": "user", "content": PROMPTS[(offset + i) % len(PROMPTS)]}],
-                "max_tokens": max_tokens,
-                "temperature": 0,
-            }
-            started = time.perf_counter()
-            response = client.post("/v1/chat/completions", json=body)
-            elapsed = time.perf_counter() - started
-            if response.status_code != 200:
-                raise RuntimeError(f"{server.name}: {response.status_code} {response.text}")
-            server.latencies.append(elapsed)
+            prompt = PROMPTS[(offset + i) % len(PROMPTS)]
+            server.latencies.append(timed_chat(client, MODEL, prompt, max_tokens))
 
 
 def main() -> int:
