@@ -2,10 +2,10 @@
 
 Concurrent requests each want a few short texts encoded by the same transformer. One forward
 pass over all their texts costs far less than one pass each (on two cores, 8 short texts take
-about 3.5 times as long as 1), so callers queue their texts and whoever next holds the run lock
-encodes what is queued, its own and the others', and hands each caller its rows. No thread
-waits for a timer: a lone caller runs at once, and a batch forms only while another is running.
-A caller whose rows another caller's run produced is woken at once, not when the lock is free.
+about 3.5 times as long as 1), so callers queue their texts and whichever caller starts the
+next run encodes what is queued, its own and the others', and hands each caller its rows. No
+thread waits for a timer: a lone caller runs at once, and a batch forms only while a run is
+under way. A caller whose rows another caller's run produced is woken as soon as they are done.
 
 With a budget of characters per run, one caller's long text (a 100,000-character moderation
 input takes seconds) is encoded over several runs, and each run takes the callers with the
