@@ -7,12 +7,13 @@ arguments), and then name it in ``CERULEUM_CONTENT_FILTER_ANALYZERS``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Literal, Protocol
 
-from ceruleum.safety.blocklist import CompiledBlocklist
+from ceruleum.safety.blocklist import REGEX_BUDGET_S, CompiledBlocklist
 from ceruleum.safety.categories import CATEGORIES, Severity
 from ceruleum.safety.classifier import ContentClassifier
 from ceruleum.safety.profanity import contains_profanity
@@ -106,14 +107,17 @@ class BlocklistAnalyzer:
     provides = frozenset({"custom_blocklists"})
 
     def analyze(self, items: Sequence[Sequence[Segment]], context: Context) -> list[Findings]:
-        return [
-            Findings(
-                blocklist_hits={
-                    b.name: any(b.matches(s.text) for s in item) for b in context.blocklists
-                }
-            )
-            for item in items
-        ]
+        return [self._one(item, context.blocklists) for item in items]
+
+    @staticmethod
+    def _one(item: Sequence[Segment], blocklists: Sequence[CompiledBlocklist]) -> Findings:
+        # One deadline for the item: what is still undecided when it passes counts as a match.
+        deadline = time.monotonic() + REGEX_BUDGET_S
+        return Findings(
+            blocklist_hits={
+                b.name: any(b.matches(s.text, deadline=deadline) for s in item) for b in blocklists
+            }
+        )
 
 
 AnalyzerFactory = Callable[[], Analyzer]

@@ -3,12 +3,16 @@
 Terms match case-insensitively as whole words or phrases, after Unicode normalisation (NFKC),
 so "Acme" also catches "ACME" and full-width "Acme" but not "acmeville". Patterns are regular
 expressions run by the `regex` engine with a time limit, so that a pathological pattern written
-by a tenant can slow its own requests down only so much and never hangs the server.
+by a tenant can slow its own requests down only so much and never hangs the server. The limit
+holds per pattern and, through a deadline, for all of a blocklist's patterns on one item: ten
+thousand patterns that each stay just under the per-pattern limit would otherwise hold a server
+thread for minutes on every request.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +21,9 @@ import regex
 
 MAX_PATTERN_LENGTH = 1000
 MAX_TERM_LENGTH = 128
-REGEX_TIMEOUT_S = 0.05
+REGEX_TIMEOUT_S = 0.05  # one pattern on one text
+# All patterns of the attached blocklists on one item (a prompt or a completion), together.
+REGEX_BUDGET_S = 1.0
 
 
 class BlocklistPatternError(ValueError):
@@ -64,14 +70,21 @@ class CompiledBlocklist:
             regex.compile(i.pattern, regex.IGNORECASE | regex.V0) for i in items if i.is_regex
         ]
 
-    def matches(self, text: str) -> bool:
+    def matches(self, text: str, *, deadline: float | None = None) -> bool:
+        """Whether `text` holds one of the items; `deadline` (time.monotonic()) bounds the
+        regular expressions together. Undecided in time counts as a match: a blocklist fails
+        closed."""
         if self._terms is not None and self._terms.search(normalize(text)):
             return True
         for pattern in self._patterns:
+            timeout = REGEX_TIMEOUT_S
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    return True
             try:
-                if pattern.search(text, timeout=REGEX_TIMEOUT_S):
+                if pattern.search(text, timeout=timeout):
                     return True
             except TimeoutError:
-                # A pattern too slow to decide counts as a match: a blocklist fails closed.
                 return True
         return False

@@ -54,3 +54,36 @@ def test_bad_patterns_are_refused(pattern: str, is_regex: bool) -> None:
 def test_good_patterns_pass() -> None:
     check_pattern("competitor", is_regex=False)
     check_pattern(r"secret-\w+", is_regex=True)
+
+
+def test_past_the_deadline_patterns_count_as_a_match_and_terms_still_decide() -> None:
+    patterns = compiled((r"\bnever-here\b", True))
+    assert not patterns.matches("an ordinary text", deadline=time.monotonic() + 10)
+    assert patterns.matches("an ordinary text", deadline=time.monotonic() - 1)
+    terms = compiled(("acme", False))
+    assert not terms.matches("an ordinary text", deadline=time.monotonic() - 1)
+    assert terms.matches("acme inside", deadline=time.monotonic() - 1)
+
+
+def test_many_patterns_each_under_their_own_limit_share_one_budget_per_item() -> None:
+    from ceruleum.safety.analyzers import BlocklistAnalyzer, Context, Segment
+    from ceruleum.safety.blocklist import REGEX_BUDGET_S
+
+    # Each backtracks for tens of milliseconds on the text below, under REGEX_TIMEOUT_S; two
+    # hundred of them would hold the thread for seconds.
+    slow = CompiledBlocklist(
+        "bl_slow",
+        "slow",
+        [BlocklistItem(f"bli_{i}", rf"(\w+\s?)+\d{{{i + 1}}}", True) for i in range(200)],
+    )
+    ordinary = compiled(("acme", False))
+    text = "a" * 150
+    started = time.perf_counter()
+    found = BlocklistAnalyzer().analyze(
+        [[Segment(text)], [Segment("short")]], Context(blocklists=[slow, ordinary])
+    )
+    elapsed = time.perf_counter() - started
+    # Undecided in time: the slow list fails closed; the list of terms still decides.
+    assert found[0].blocklist_hits == {"slow": True, "list": False}
+    assert found[1].blocklist_hits == {"slow": False, "list": False}  # decided quickly
+    assert elapsed < 2 * REGEX_BUDGET_S + 1
