@@ -5,6 +5,8 @@ annotations and errors on both dialects, per-deployment policies, blocklists, st
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -300,9 +302,6 @@ def test_a_short_check_is_answered_while_a_long_text_is_still_being_read(
 ) -> None:
     """The classifier reads a long text in bounded runs and serves waiting short checks between
     them: before, a short request waited until the long text was read to the end."""
-    import threading
-    import time
-
     filler = "The committee reviewed the quarterly budget and agreed to fund the new library wing. "
     long_text = (filler * 1200)[:100_000]
     finished: dict[str, float] = {}
