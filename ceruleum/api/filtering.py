@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 
 from ceruleum.api.errors import APIError
+from ceruleum.api.generation import ChoiceRun
 from ceruleum.deployments import Deployment
 from ceruleum.gateway.principal import Principal
 from ceruleum.safety.analyzers import Segment
@@ -66,6 +67,21 @@ class RequestFilter:
             {"prompt_index": index, "content_filter_results": verdict.annotation()}
             for index, verdict in enumerate(verdicts)
         ]
+
+    async def check_prompts_while_generating(
+        self, prompts: Sequence[Sequence[Segment]], outputs: ChoiceRun
+    ) -> list[dict[str, Any]]:
+        """`check_prompts`, with the engine already generating `outputs` (when filtering is on):
+        the check's time is then not added to the request's. What the engine produces waits in
+        `outputs` until the check has passed; a filtered prompt aborts it."""
+        if self.content_filter is None:
+            return []
+        outputs.start()
+        try:
+            return await self.check_prompts(prompts)
+        except BaseException:
+            await outputs.aclose()
+            raise
 
     async def check_completions(self, texts: Sequence[str]) -> list[Verdict] | None:
         """One verdict per text, or None when filtering is off."""

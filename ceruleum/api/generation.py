@@ -135,8 +135,9 @@ class ChoiceState:
 
 class ChoiceRun:
     """One sequence per (prompt, params) pair, run concurrently: iterate for (choice index,
-    output) as they arrive. `stop(i)` ends one choice early (its sequence is aborted and its
-    further outputs dropped); leaving the iteration early, or a failure, aborts them all."""
+    output) as they arrive. The sequences start at the first iteration, or earlier with
+    `start()`. `stop(i)` ends one choice early (its sequence is aborted and its further outputs
+    dropped); leaving the iteration early, `aclose()`, or a failure, aborts them all."""
 
     def __init__(
         self,
@@ -158,8 +159,14 @@ class ChoiceRun:
     def __aiter__(self) -> AsyncIterator[tuple[int, SequenceOutput]]:
         return self._iterator
 
+    def start(self) -> None:
+        """Start the sequences now, before anyone iterates: their outputs wait in the queue."""
+        if not self._tasks:
+            self._tasks = {i: asyncio.create_task(self._pump(i)) for i in range(len(self._prompts))}
+
     async def aclose(self) -> None:
         await self._iterator.aclose()
+        await self._cancel()  # started but never iterated: the iterator has nothing to close
 
     def stop(self, index: int) -> None:
         self._stopped.add(index)
@@ -175,14 +182,14 @@ class ChoiceRun:
         )
 
     async def _iterate(self) -> AsyncGenerator[tuple[int, SequenceOutput]]:
-        if len(self._prompts) == 1:  # the common case, without tasks or a queue
+        if len(self._prompts) == 1 and not self._tasks:  # the common case: no task, no queue
             async with contextlib.aclosing(self._sequence(0)) as outputs:
                 async for output in outputs:
                     yield 0, output
                     if self._stopped:
                         return
             return
-        self._tasks = {i: asyncio.create_task(self._pump(i)) for i in range(len(self._prompts))}
+        self.start()
         try:
             while len(self._done) < len(self._prompts):
                 item = await self._queue.get()
@@ -194,9 +201,12 @@ class ChoiceRun:
                 elif index not in self._stopped:
                     yield index, maybe
         finally:
-            for task in self._tasks.values():
-                task.cancel()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self._cancel()
+
+    async def _cancel(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def _pump(self, index: int) -> None:
         try:

@@ -41,8 +41,11 @@ class KeywordAnalyzer:
 class ScriptedEngine:
     """Replays a script of texts per request id suffix; records aborts."""
 
-    def __init__(self, scripts: dict[int, list[str]]) -> None:
+    def __init__(self, scripts: dict[int, list[str]], seconds_per_output: float = 0.0) -> None:
         self.scripts = scripts
+        self.seconds_per_output = seconds_per_output
+        self.started: list[int] = []
+        self.sent: dict[int, int] = {}  # outputs produced per choice
         self.closed: list[int] = []
 
     async def generate(
@@ -50,9 +53,11 @@ class ScriptedEngine:
     ) -> AsyncGenerator[SequenceOutput]:
         index = int(request_id.rsplit("-", 1)[1])
         script = self.scripts[index]
+        self.started.append(index)
         try:
             for position, text in enumerate(script):
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.seconds_per_output)
+                self.sent[index] = position + 1
                 last = position == len(script) - 1
                 yield SequenceOutput(
                     request_id=request_id,

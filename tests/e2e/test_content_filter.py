@@ -132,6 +132,39 @@ def test_a_violent_prompt_is_refused_in_azures_shape_on_both_dialects(
     assert body["innererror"]["content_filter_result"]["violence"]["filtered"] is True
 
 
+def engine_busy(server: ServerProcess) -> int:
+    engines = httpx.get(server.base_url + "/health", timeout=10).json()["engines"]
+    return sum(e["running"] + e["waiting"] for e in engines.values())
+
+
+def test_a_refused_prompt_stops_the_generation_begun_while_it_was_checked(
+    server: ServerProcess, tenant: dict[str, Any]
+) -> None:
+    # The engine starts on a prompt while the filter reads it. Here the model may not end on
+    # its own (its end tokens banned), so only an abort frees the engine before ~1,000 tokens.
+    assert engine_busy(server) == 0
+    no_end = {"0": -100, "2": -100}  # <|endoftext|>, <|im_end|>
+    for _ in range(3):
+        response = post_chat(
+            server, tenant["member"], tenant["default"], VIOLENT, max_tokens=1000, logit_bias=no_end
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "content_filter"
+        assert "choices" not in response.json()
+    deadline = time.monotonic() + 3.0
+    while engine_busy(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine_busy(server) == 0
+    # The same request with a clean prompt does run long: the check above could have failed.
+    started = time.monotonic()
+    benign = post_chat(
+        server, tenant["member"], tenant["default"], BENIGN, max_tokens=300, logit_bias=no_end
+    )
+    assert benign.status_code == 200, benign.text
+    assert benign.json()["usage"]["completion_tokens"] >= 100  # its answer may be filtered
+    assert time.monotonic() - started > 1.0
+
+
 def test_a_jailbreak_is_refused(server: ServerProcess, tenant: dict[str, Any]) -> None:
     response = post_chat(server, tenant["member"], tenant["default"], JAILBREAK)
     assert response.status_code == 400, response.text

@@ -95,9 +95,11 @@ async def create_chat_completion(
     )
     filtering = await request_filter(request, gate.principal, deployment)
     gate.count(prompt_tokens=len(prompt), completion_tokens=0)  # also if the prompt is refused
-    prompt_results = await filtering.check_prompts([prompt_segments(body.messages)])
     reply = _Reply(new_id("chatcmpl"), now(), chat.spec.id, chat, plan)
     outputs = ChoiceRun(chat.engine, reply.id, [prompt] * body.n, params)
+    prompt_results = await filtering.check_prompts_while_generating(
+        [prompt_segments(body.messages)], outputs
+    )
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         censor = StreamFilter(

@@ -97,11 +97,12 @@ async def create_completion(
     )
     filtering = await request_filter(request, gate.principal, deployment)
     gate.count(prompt_tokens=prompt_tokens, completion_tokens=0)  # also if a prompt is refused
-    prompt_results = await filtering.check_prompts(
-        [[Segment(text, "user") for text in (p.echo_text, body.suffix) if text] for p in prompts]
-    )
     reply_id, created = new_id("cmpl"), now()
     outputs = ChoiceRun(chat.engine, reply_id, token_lists, params)
+    prompt_results = await filtering.check_prompts_while_generating(
+        [[Segment(text, "user") for text in (p.echo_text, body.suffix) if text] for p in prompts],
+        outputs,
+    )
     echo_texts = [prompts[i // body.n].echo_text if body.echo else "" for i in range(len(params))]
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
