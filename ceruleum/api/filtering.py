@@ -71,9 +71,9 @@ class RequestFilter:
     async def check_prompts_while_generating(
         self, prompts: Sequence[Sequence[Segment]], outputs: ChoiceRun
     ) -> list[dict[str, Any]]:
-        """`check_prompts`, with the engine already generating `outputs` (when filtering is on):
-        the check's time is then not added to the request's. What the engine produces waits in
-        `outputs` until the check has passed; a filtered prompt aborts it."""
+        """`check_prompts`, with the engine already generating `outputs` (when filtering is on),
+        so that the check overlaps the generation instead of preceding it. What the engine
+        produces waits in `outputs` until the check has passed; a filtered prompt aborts it."""
         if self.content_filter is None:
             return []
         outputs.start()
