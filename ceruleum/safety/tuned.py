@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ceruleum.engine.packed_linear import pack_linear_layers
 from ceruleum.engine.sentence_models import (
     SharedModel,
     load_sentence_transformer,
@@ -160,6 +161,12 @@ class Base:
         for layer in self._layers:
             layer.training = False  # not .eval(): that would reach into the shared modules
 
+    def pack_for_inference(self) -> None:
+        """Pack the lower layers' linear weights once (engine/packed_linear.py), in this base's
+        own views: the shared model, which the embeddings endpoint may read, stays as it is."""
+        for layer in self._layers:
+            pack_linear_layers(layer)
+
     def layer(self, index: int) -> Layer:
         return Layer.of(self.bert.get_submodule(f"encoder.layer.{index}"), self.heads)
 
@@ -226,6 +233,9 @@ class TunedClassifier:
         self._top.requires_grad_(False)
         if chosen == "int8":
             quantize_linear_layers(self._top)
+        else:  # bitwise the same probabilities in bfloat16, within 1e-6 in float32
+            self._base.pack_for_inference()
+            pack_linear_layers(self._top)
         self._thresholds: Array = np.array(
             [self.metadata["thresholds"][h] for h in head_names()], dtype=np.float32
         )

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from ceruleum.engine.packed_linear import PackedLinear
 from ceruleum.engine.sentence_models import Precision, load_sentence_transformer
+from ceruleum.safety import tuned
 from ceruleum.safety.batching import CLASSIFIER_RUN_CHARS
 from ceruleum.safety.classifier import head_names
 from ceruleum.safety.encoder import minilm_path
@@ -84,3 +86,20 @@ def test_a_long_text_read_over_several_runs_scores_as_read_in_one() -> None:
     in_runs = classifier.window_probabilities(pieces)
     in_one = classifier._read(pieces)  # the reader itself, every window in one call
     np.testing.assert_allclose(in_runs, in_one, atol=1e-5)
+
+
+@pytest.mark.skipif(not tuned_model_shipped(), reason="no fine-tuned model is shipped")
+@pytest.mark.parametrize(("precision", "tolerance"), [("bfloat16", 0.0), ("float32", 1e-5)])
+def test_packing_the_weights_leaves_the_probabilities_as_they_were(
+    precision: Precision, tolerance: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [*TEXTS, "Write a haiku about the sea.", "You can reverse a list in Python by slicing."]
+    packed = TunedClassifier(precision=precision)
+    assert any(isinstance(m, PackedLinear) for m in packed._top.modules())
+    monkeypatch.setattr(tuned, "pack_linear_layers", lambda module: module)
+    monkeypatch.setattr(Base, "pack_for_inference", lambda self: None)
+    plain = TunedClassifier(precision=precision)
+    assert not any(isinstance(m, PackedLinear) for m in plain._top.modules())
+    np.testing.assert_allclose(
+        packed.probabilities(texts), plain.probabilities(texts), rtol=0, atol=tolerance
+    )
