@@ -1,8 +1,8 @@
 """Linear layers with their weights packed once, for inference on the CPU.
 
 PyTorch's `nn.Linear` hands its plain weight to oneDNN (bfloat16) or MKL (float32) on every
-call, and for the few rows of a short text that repacking into the library's blocked layout
-costs as much as the product: MiniLM's full stage reads a short text 30-45% faster with its
+call, which repack it into their blocked layout each time; for the few rows of a short text that
+is a large share of the work: MiniLM's full stage reads a short text 30-45% faster with its
 weights packed at load. The ops are the ones PyTorch's own compiler emits for frozen models
 (`torch.ops.mkldnn._reorder_linear_weight` and `_linear_pointwise`); they are private, so each
 layer is packed only where its packed product agrees with the plain one on a probe input, and
@@ -43,7 +43,8 @@ class PackedLinear(nn.Module):
 
 
 def packed_or_plain(linear: nn.Linear) -> nn.Module:
-    """`linear` packed, where the packed layer gives what it gives on a probe input."""
+    """A packed copy of `linear` where it computes what `linear` does on a probe input, else
+    `linear` itself."""
     if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return linear
     try:

@@ -1,14 +1,15 @@
 """The fine-tuned content classifier: all-MiniLM-L6-v2 with its top layers trained on our labels.
 
-The bundled MiniLM's lower layers run unchanged (the very modules of the copy the embeddings
-endpoint shares, read but never written) and their output goes through fine-tuned copies of the
-top layers, a mean over the tokens and a linear layer with one output per classifier head
-(`head_names()`). Only the fine-tuned part is saved (`models/minilm-tuned-top.safetensors`,
-with a JSON of its settings and thresholds); `ceruleum.safety.training.finetune` makes both.
-Where the file is shipped it is the content classifier's full stage (safety/service.py). Served
-in the precision `safety/precision.py` chooses (bfloat16 where the CPU multiplies it natively),
-like the logistic full stage's MiniLM, and the windows of concurrent requests go through in
-shared batches.
+The bundled MiniLM's lower layers run unchanged (the weights of the copy the embeddings
+endpoint shares, read but never written; served from packed copies, see below) and their output
+goes through fine-tuned copies of the top layers, a mean over the tokens and a linear layer with
+one output per classifier head (`head_names()`). Only the fine-tuned part is saved
+(`models/minilm-tuned-top.safetensors`, with a JSON of its settings and thresholds);
+`ceruleum.safety.training.finetune` makes both. Where the file is shipped it is the content
+classifier's full stage (safety/service.py). Served in the precision `safety/precision.py`
+chooses (bfloat16 where the CPU multiplies it natively), like the logistic full stage's MiniLM,
+with its linear weights packed once at load (`engine/packed_linear.py`), and the windows of
+concurrent requests go through in shared batches.
 
 The layers are written out here in plain torch rather than called through transformers, so that
 training, the shipped file and serving do not depend on one transformers version's layer API.
